@@ -1,0 +1,1 @@
+"""SEM frame processing: patching and histogram matching."""
