@@ -1,0 +1,1 @@
+"""Virtual electrospinning lab."""
