@@ -3,78 +3,113 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from matmcl import __version__
-from matmcl.config import DEFAULT_PARAMS, SynthConfig, Workspace, WorkspaceConfig, load_params, section
+from matmcl.config import DEFAULT_PARAMS, SynthConfig
+
+# Stage commands: name → (module:function, help). Each runs one pipeline stage on the workspace.
+STAGE_COMMANDS: dict[str, tuple[str, str]] = {
+    "lab-report": ("matmcl.stages.raw:lab_report", "contact sheet and trend plots of the virtual-lab dataset"),
+    "preprocess": ("matmcl.stages.preprocess:preprocess", "validate raw data; SEM frames -> histogram-matched patches"),
+    "tensile": ("matmcl.stages.tensile:tensile", "five tensile properties per curve, replicate means per film"),
+    "features": ("matmcl.stages.features:features", "structural features per patch and per film"),
+    "tables": ("matmcl.stages.tables:tables", "model-ready tables, film-level splits and the condition scaler"),
+    "data-report": ("matmcl.stages.report:data_report", "reports/data.json and the data plots"),
+}
 
 
-def _context(args: argparse.Namespace) -> tuple[dict, Workspace]:
-    params = load_params(args.params, args.profile)
-    workspace = Workspace(Path(args.workspace), section(params, "workspace", WorkspaceConfig))
-    return params, workspace
+def _context(args: argparse.Namespace):
+    from matmcl.stages.context import StageContext
+
+    return StageContext.load(args.workspace, args.params, args.profile, progress=not args.quiet)
+
+
+def _print(result) -> None:
+    print(json.dumps(result, indent=2, default=str))
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    """Generate the virtual-lab raw dataset."""
+    """Generate the virtual electrospinning lab's raw dataset (default: into the workspace raw folder)."""
     from matmcl.lab.generate import generate_dataset
 
-    params, ws = _context(args)
-    overrides = {k: v for k, v in {"n_films": args.n_films, "seed": args.seed, "workers": args.workers}.items() if v is not None}
-    cfg = section({"synth": {**params.get("synth", {}), **overrides}}, "synth", SynthConfig)
-    out = Path(args.out) if args.out else ws.raw
-    manifest = generate_dataset(out, cfg, profile=params["profile"], progress=not args.quiet)
-    print(json.dumps({"raw_dir": str(out), **manifest["counts"], "seconds": manifest["seconds"]}, indent=2))
+    ctx = _context(args)
+    cfg = ctx.config("synth", SynthConfig)
+    overrides = {"n_films": args.n_films, "seed": args.seed, "workers": args.workers}
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    out = Path(args.out) if args.out else ctx.workspace.raw
+    manifest = generate_dataset(out, cfg, profile=ctx.params["profile"], progress=ctx.progress)
+    _print({"raw_dir": str(out), **manifest["counts"], "seconds": manifest["seconds"]})
     return 0
 
 
-def cmd_lab_report(args: argparse.Namespace) -> int:
-    """Contact sheet and property-vs-condition plots of a virtual-lab dataset."""
-    from matmcl.lab.report import write_lab_report
+def cmd_stage(args: argparse.Namespace) -> int:
+    """Run one pipeline stage."""
+    module, function = STAGE_COMMANDS[args.command][0].split(":")
+    _print(getattr(importlib.import_module(module), function)(_context(args)))
+    return 0
 
-    _, ws = _context(args)
-    raw = Path(args.raw) if args.raw else ws.raw
-    paths = write_lab_report(raw, ws.reports)
-    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The main job: every stage in order on the workspace; per-stage times go to reports/timing.json."""
+    from matmcl.pipeline_run import data_stages, run_stages
+
+    skip = ["synthesize"] if args.skip_synth else []
+    _print(run_stages(_context(args), data_stages(), skip))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one subcommand per stage."""
+    """The argument parser: global options, then one subcommand per stage."""
     parser = argparse.ArgumentParser(prog="matmcl", description=__doc__)
     parser.add_argument("--version", action="version", version=f"matmcl {__version__}")
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="parameter file (default: params.yaml)")
-    parser.add_argument("--profile", default=None, help="named profile: smoke, default or paper (default: from params)")
-    parser.add_argument("--workspace", default=".", help="workspace root holding data/, models/, reports/")
+    parser.add_argument("--params", default=None, help=f"parameter file (default: <workspace>/{DEFAULT_PARAMS})")
+    parser.add_argument("--profile", default=None, help="named profile: smoke, default or paper (default: params `profile`)")
+    parser.add_argument("--workspace", default=".", help="workspace root holding data/, models/, reports/ (default: .)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("synth", help="generate the virtual electrospinning lab's raw dataset", description=cmd_synth.__doc__)
+    p = sub.add_parser("synth", help="generate the virtual lab's raw dataset", description=cmd_synth.__doc__)
     p.add_argument("--out", help="output folder (default: workspace raw_dir)")
     p.add_argument("--n-films", type=int, help="number of films (default: params synth.n_films)")
     p.add_argument("--seed", type=int, help="random seed (default: params synth.seed)")
     p.add_argument("--workers", type=int, help="worker processes (default: params synth.workers)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("lab-report", help="contact sheet and property plots of a virtual-lab dataset", description=cmd_lab_report.__doc__)
-    p.add_argument("--raw", help="raw dataset folder (default: workspace raw_dir)")
-    p.set_defaults(func=cmd_lab_report)
+    for name, (_, text) in STAGE_COMMANDS.items():
+        sub.add_parser(name, help=text, description=f"Stage `{name}`: {text}.").set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("run", help="main job: run every stage in order", description=cmd_run.__doc__)
+    p.add_argument("--skip-synth", action="store_true", help="use the existing raw folder instead of generating one")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `matmcl` console command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except FileNotFoundError as err:
+        print(f"matmcl {args.command}: error: missing input {err.filename or err} (run the earlier stages first?)",
+              file=sys.stderr)
+        return 2
+    except ValueError as err:
         print(f"matmcl {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """matmcl's messages at INFO (DEBUG with --verbose); other libraries only from WARNING on."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("matmcl").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 if __name__ == "__main__":

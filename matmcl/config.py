@@ -43,6 +43,14 @@ class SynthConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """How the data stages treat incomplete or bad raw input."""
+
+    on_missing: str = "error"  # a film without frames or curves: "error" or "skip" (logged, counted)
+    on_bad_curve: str = "skip"  # an unreadable or never-fracturing curve: "error" or "skip" (logged, counted)
+
+
+@dataclass(frozen=True)
 class PreprocessConfig:
     """SEM patching and histogram matching."""
 
@@ -55,8 +63,7 @@ class PreprocessConfig:
 class FeaturesConfig:
     """Structural feature extraction from SEM patches."""
 
-    smoothing_sigma_px: float = 1.0
-    structure_sigma_px: float = 4.0
+    workers: int = 2
 
 
 @dataclass(frozen=True)

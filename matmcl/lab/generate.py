@@ -109,11 +109,14 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
         curves, specimens = _curve_rows(properties, FILM_ID, "tensile", cfg, STREAM_SPECIMENS, root)
         curves.to_csv(root / "tensile" / "curves.csv", index=False)
 
+        n_composites = min(cfg.n_composites, len(films))
+        if n_composites < cfg.n_composites:
+            log.warning("only %d films: making %d composites instead of %d", len(films), n_composites, cfg.n_composites)
         composite_films = np.sort(
-            np.random.default_rng([cfg.seed, STREAM_COMPOSITES]).choice(len(films), cfg.n_composites, replace=False)
+            np.random.default_rng([cfg.seed, STREAM_COMPOSITES]).choice(len(films), n_composites, replace=False)
         )
         composites = pd.DataFrame(
-            {COMPOSITE_ID: [f"C{i + 1:03d}" for i in range(cfg.n_composites)],
+            {COMPOSITE_ID: [f"C{i + 1:03d}" for i in range(n_composites)],
              FILM_ID: films[FILM_ID].to_numpy()[composite_films]}
         )
         (root / "composites").mkdir()
