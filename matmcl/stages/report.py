@@ -1,0 +1,96 @@
+"""Stage `data_report`: reports/data.json (the data metrics `dvc metrics show` lists) and the data plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from matmcl.config import PreprocessConfig
+from matmcl.evaluation.plots import _panel_grid, _save, column_label, plot_image_grid
+from matmcl.rawdata import load_sem_image, read_frames_table
+from matmcl.schema import DIRECTION, FEATURE_COLUMNS, FILM_ID, LONGITUDINAL, PROPERTY_COLUMNS, TRANSVERSE
+from matmcl.sem.patching import tile_frame
+from matmcl.stages.context import StageContext
+
+STAGE_METRICS = ("preprocess", "tensile", "features", "tables")
+N_EXAMPLE_PATCHES = 4
+
+
+def _read_metrics(reports: Path, name: str) -> dict[str, Any]:
+    path = reports / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def plot_matching(ctx: StageContext, manifest: pd.DataFrame, path: Path) -> Path:
+    """Patches of films with the darkest and brightest raw frames, before and after histogram matching."""
+    ws, tile_px = ctx.workspace, ctx.config("preprocess", PreprocessConfig).tile_px
+    order = manifest.sort_values("raw_mean")
+    picks = pd.concat([order.head(N_EXAMPLE_PATCHES // 2), order.tail(N_EXAMPLE_PATCHES // 2)])
+    frames = read_frames_table(ws.raw).set_index([FILM_ID, "frame"])
+    images, titles = [], []
+    for row in picks.itertuples(index=False):
+        frame = frames.loc[(row.film_id, row.frame)]
+        tiles = tile_frame(load_sem_image(ws.raw / frame["path"]), int(frame["info_bar_px"]), tile_px)
+        raw = next(t.array for t in tiles if (t.grid_row, t.grid_col) == (row.grid_row, row.grid_col))
+        images += [raw, load_sem_image(ws.processed / row.path)]
+        titles += [f"{row.film_id} f{row.frame} p{row.patch}: raw", "matched"]
+    return plot_image_grid(images, titles, path, n_cols=4)
+
+
+def plot_feature_histograms(features: pd.DataFrame, path: Path) -> Path:
+    """Histogram of each per-film structural feature."""
+    fig, axes = _panel_grid(len(FEATURE_COLUMNS), 3)
+    for ax, column in zip(axes, FEATURE_COLUMNS):
+        ax.hist(features[column].dropna(), bins=30, color="tab:gray")
+        ax.set_xlabel(column_label(column))
+        ax.set_ylabel("films")
+    return _save(fig, path)
+
+
+def plot_properties(table: pd.DataFrame, features: pd.DataFrame, path: Path) -> Path:
+    """Longitudinal vs transverse value of each property, coloured by the film's orientation order."""
+    wide = table.pivot(index=FILM_ID, columns=DIRECTION, values=list(PROPERTY_COLUMNS))
+    order = features.set_index(FILM_ID)["orientation_order"].reindex(wide.index)
+    fig, axes = _panel_grid(len(PROPERTY_COLUMNS), 3)
+    for ax, prop in zip(axes, PROPERTY_COLUMNS):
+        points = ax.scatter(wide[(prop, TRANSVERSE)], wide[(prop, LONGITUDINAL)], c=order, cmap="viridis", s=10)
+        limit = np.nanmax(wide[prop].to_numpy())
+        ax.plot([0, limit], [0, limit], "k--", lw=0.8)
+        ax.set_xlabel(column_label(prop, "transverse"))
+        ax.set_ylabel(column_label(prop, "longitudinal"))
+    fig.colorbar(points, ax=axes[-1], label="orientation order S")
+    return _save(fig, path)
+
+
+def data_report(ctx: StageContext) -> dict[str, Any]:
+    """Merge the stage metrics into reports/data.json and write the data plots; return both."""
+    ws = ctx.workspace
+    stage = {name: _read_metrics(ws.reports, name) for name in STAGE_METRICS}
+    data = {
+        "n_films": stage["tables"].get("n_films"),
+        "n_frames": stage["preprocess"].get("n_frames"),
+        "n_patches": stage["preprocess"].get("n_patches"),
+        "patch_throughput_per_s": stage["preprocess"].get("patch_throughput_per_s"),
+        "n_curves": stage["tensile"].get("n_curves"),
+        "n_skipped_curves": len(stage["tensile"].get("skipped_curves", [])),
+        "n_skipped_films": len(stage["preprocess"].get("skipped_films", [])),
+        "n_composites": stage["tables"].get("n_composites"),
+        "data_version": stage["tables"].get("data_version"),
+    }
+    for key, source in (("tensile_rel_error", "tensile"), ("feature_error", "features")):
+        if key in stage[source]:
+            data[key] = stage[source][key]
+    ctx.write_metrics("data", data)
+    manifest = pd.read_parquet(ws.processed / "patches.parquet")
+    features = pd.read_parquet(ws.processed / "features.parquet")
+    table = pd.read_parquet(ws.processed / "table.parquet")
+    plots = {
+        "matching": plot_matching(ctx, manifest, ws.reports / "data_histogram_matching.png"),
+        "features": plot_feature_histograms(features, ws.reports / "data_features.png"),
+        "properties": plot_properties(table, features, ws.reports / "data_properties.png"),
+    }
+    return {"metrics": data, "plots": plots}
