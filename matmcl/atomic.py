@@ -13,6 +13,10 @@ from typing import Any
 
 import pandas as pd
 
+# Permissions of finished artifacts (mkstemp/mkdtemp would leave them private to the owner).
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
@@ -22,6 +26,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(FILE_MODE)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -35,6 +40,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.chmod(DIR_MODE)
     try:
         yield tmp
         if target.exists():

@@ -7,11 +7,10 @@ import importlib
 import json
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from matmcl import __version__
-from matmcl.config import DEFAULT_PARAMS, SynthConfig
+from matmcl.config import DEFAULT_PARAMS
 
 # Stage commands: name → (module:function, help). Each runs one pipeline stage on the workspace.
 STAGE_COMMANDS: dict[str, tuple[str, str]] = {
@@ -36,14 +35,11 @@ def _print(result) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """Generate the virtual electrospinning lab's raw dataset (default: into the workspace raw folder)."""
-    from matmcl.lab.generate import generate_dataset
+    from matmcl.stages.raw import synthesize
 
     ctx = _context(args)
-    cfg = ctx.config("synth", SynthConfig)
-    overrides = {"n_films": args.n_films, "seed": args.seed, "workers": args.workers}
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     out = Path(args.out) if args.out else ctx.workspace.raw
-    manifest = generate_dataset(out, cfg, profile=ctx.params["profile"], progress=ctx.progress)
+    manifest = synthesize(ctx, out, n_films=args.n_films, seed=args.seed, workers=args.workers)
     _print({"raw_dir": str(out), **manifest["counts"], "seconds": manifest["seconds"]})
     return 0
 

@@ -89,10 +89,28 @@ def _curve_rows(expected: pd.DataFrame, id_column: str, folder: str, cfg: SynthC
     return pd.DataFrame(table), pd.DataFrame(truth)
 
 
+GENERATOR = "matmcl.lab"
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """Refuse to replace a folder that is not the virtual lab's own output (a lab's real data, say)."""
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    manifest = out_dir / "manifest.json"
+    generator = json.loads(manifest.read_text()).get("generator", "") if manifest.exists() else ""
+    if not generator.startswith(GENERATOR):
+        raise ValueError(f"{out_dir} holds data the virtual lab did not write (no {GENERATOR} manifest.json); "
+                         "refusing to replace it — choose another output folder")
+
+
 def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "default", progress: bool = True) -> dict:
-    """Write a full virtual-lab raw dataset to `out_dir` (replaced atomically) and return its manifest."""
+    """Write a full virtual-lab raw dataset to `out_dir` (replaced atomically) and return its manifest.
+
+    An existing `out_dir` is replaced only if the virtual lab wrote it; anything else raises ValueError.
+    """
     start = time.perf_counter()
     out_dir = Path(out_dir)
+    check_replaceable(out_dir)
     with atomic_dir(out_dir) as root:
         conditions = sample_conditions(cfg.n_films, cfg.seed)
         conditions.to_csv(root / "conditions.csv", index=False)
@@ -142,7 +160,7 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
         composite_specimens.to_parquet(truth / "composite_specimens.parquet", index=False)
 
         manifest = {
-            "generator": f"matmcl.lab {__version__}",
+            "generator": f"{GENERATOR} {__version__}",
             "profile": profile,
             "config": asdict(cfg),
             "counts": {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from matmcl.config import SynthConfig
@@ -9,9 +11,13 @@ from matmcl.lab.generate import generate_dataset
 from matmcl.stages.context import StageContext
 
 
-def synthesize(ctx: StageContext) -> dict[str, Any]:
-    """Generate the virtual-lab raw dataset into the workspace raw folder; return its manifest."""
-    return generate_dataset(ctx.workspace.raw, ctx.config("synth", SynthConfig), ctx.params["profile"], ctx.progress)
+def synthesize(ctx: StageContext, out: Path | None = None, **overrides: Any) -> dict[str, Any]:
+    """Generate the virtual-lab raw dataset (default: into the workspace raw folder); return its manifest.
+
+    `overrides` replace fields of the `synth` parameters (None values are ignored).
+    """
+    cfg = replace(ctx.config("synth", SynthConfig), **{k: v for k, v in overrides.items() if v is not None})
+    return generate_dataset(out or ctx.workspace.raw, cfg, ctx.params["profile"], ctx.progress)
 
 
 def lab_report(ctx: StageContext) -> dict[str, Any]:
