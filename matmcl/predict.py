@@ -1,0 +1,185 @@
+"""Predict the five properties of a mat, in both tensile directions, from its processing conditions.
+
+Conditions only (virtual screening) uses the `matmcl_conditions` head; when SEM patches are given for a row, that
+row is predicted by the `matmcl_fusion` head, averaged over its patches. Input checks: a missing condition column,
+a non-numeric or missing (NaN) value raise `PredictionInputError` naming the column and rows; values outside the
+training range are predicted but flagged in the `out_of_range` column and logged as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from matmcl.models.heads import PropertyHead
+from matmcl.models.sgpt import FUSED, SGPTModel
+from matmcl.schema import CONDITION_COLUMNS, DIRECTION, DIRECTION_NAMES, PROPERTY_COLUMNS, TRANSVERSE
+from matmcl.sem.histmatch import load_reference, match_histogram
+from matmcl.sem.patching import tile_frame
+from matmcl.training.data import PATCHES_FILE, ConditionScaler, ProcessedData, RowPatches, read_patch
+from matmcl.training.properties import (
+    HEADS_DIR,
+    SGPT_DIR,
+    TargetScaler,
+    embed_conditions,
+    embed_pairs,
+    load_head,
+    predict_rows,
+)
+from matmcl.training.pretrain import load_sgpt
+
+log = logging.getLogger(__name__)
+
+CONDITIONS_MODEL, FUSION_MODEL = "matmcl_conditions", "matmcl_fusion"
+ROW, MODEL, OUT_OF_RANGE = "row", "model", "out_of_range"
+DIRECTION_NAME = "direction_name"
+REFERENCE_FILE = "reference_histogram.json"
+CPU = torch.device("cpu")
+EMBED_BATCH = 256
+
+Patches = Sequence[np.ndarray]
+
+
+class PredictionInputError(ValueError):
+    """Conditions or images that cannot be predicted; the message names the column, row or patch."""
+
+
+def _positions(flags: pd.Series | np.ndarray, limit: int = 10) -> list[int]:
+    """0-based positions of the first `limit` true flags (the `row` numbers of the output)."""
+    return np.flatnonzero(np.asarray(flags))[:limit].tolist()
+
+
+def check_conditions(conditions: pd.DataFrame) -> pd.DataFrame:
+    """The six condition columns as floats; raises PredictionInputError for missing columns, text or NaN."""
+    if len(conditions) == 0:
+        raise PredictionInputError("no condition rows to predict")
+    missing = [c for c in CONDITION_COLUMNS if c not in conditions.columns]
+    if missing:
+        raise PredictionInputError(f"missing condition column(s) {missing}; every row needs {list(CONDITION_COLUMNS)}")
+    values = conditions[list(CONDITION_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    text = values.isna() & conditions[list(CONDITION_COLUMNS)].notna()
+    for label, bad in (("non-numeric", text), ("missing (NaN)", values.isna() & ~text)):
+        if bad.to_numpy().any():
+            column = bad.any().idxmax()
+            raise PredictionInputError(f"{label} value of {column} in row(s) {_positions(bad[column])}")
+    infinite = ~np.isfinite(values.to_numpy())
+    if infinite.any():
+        raise PredictionInputError(f"infinite condition value in row(s) {_positions(infinite.any(axis=1))}")
+    return values.astype(float).reset_index(drop=True)
+
+
+def patches_from_frame(frame: np.ndarray, info_bar_px: int, tile_px: int, reference: np.ndarray) -> list[np.ndarray]:
+    """Cut a raw SEM frame into `tile_px` patches above its info bar, histogram-matched like the training patches."""
+    return [match_histogram(tile.array, reference) for tile in tile_frame(frame, info_bar_px, tile_px)]
+
+
+def _check_patches(images: Sequence[Patches | None], n_rows: int) -> None:
+    if len(images) != n_rows:
+        raise PredictionInputError(f"{len(images)} image entries for {n_rows} condition rows; give one per row "
+                                   "(None for rows without SEM patches)")
+    shapes = set()
+    for i, patches in enumerate(images):
+        for k, patch in enumerate(patches or []):
+            patch = np.asarray(patch)
+            if patch.ndim != 2 or patch.dtype != np.uint8:
+                raise PredictionInputError(f"row {i}, patch {k}: need a 2-D uint8 grayscale patch, got "
+                                           f"shape {patch.shape} and dtype {patch.dtype}")
+            shapes.add(patch.shape)
+    if len(shapes) > 1:
+        raise PredictionInputError(f"patches of different sizes {sorted(shapes)}; give same-size patches")
+
+
+@dataclass
+class Predictor:
+    """The pre-trained SGPT model, the served heads, the condition scaler and the training range."""
+
+    sgpt: SGPTModel
+    image_size: int
+    scaler: ConditionScaler
+    heads: dict[str, tuple[PropertyHead, TargetScaler]]
+    train_min: pd.Series
+    train_max: pd.Series
+    reference: np.ndarray | None = None
+    patch_px: int | None = None
+
+    @classmethod
+    def load(cls, models_dir: str | Path, processed_dir: str | Path) -> Predictor:
+        """From models_dir/sgpt, models_dir/property/<variant> and the processed folder (scaler, training range)."""
+        models_dir, processed_dir = Path(models_dir), Path(processed_dir)
+        sgpt, pretrain_config = load_sgpt(models_dir / SGPT_DIR)
+        heads = {v: load_head(models_dir / HEADS_DIR / v) for v in (CONDITIONS_MODEL, FUSION_MODEL)
+                 if (models_dir / HEADS_DIR / v).is_dir()}
+        if CONDITIONS_MODEL not in heads:
+            raise FileNotFoundError(f"{models_dir / HEADS_DIR / CONDITIONS_MODEL} is missing; train the heads first")
+        processed = ProcessedData.load(processed_dir)
+        train = processed.rows(["train"])[list(CONDITION_COLUMNS)]
+        reference_path = processed_dir / REFERENCE_FILE
+        first_patch = pd.read_parquet(processed_dir / PATCHES_FILE, columns=["path"])["path"].iloc[0]
+        return cls(sgpt.to(CPU).eval(), pretrain_config.image_size, processed.scaler, heads, train.min(), train.max(),
+                   load_reference(reference_path) if reference_path.is_file() else None,
+                   read_patch(processed_dir / first_patch).shape[0])
+
+    def out_of_range(self, conditions: pd.DataFrame) -> list[str]:
+        """Per row, the comma-joined names of conditions outside the training range ("" when inside)."""
+        outside = (conditions < self.train_min) | (conditions > self.train_max)
+        return [",".join(outside.columns[flags]) for flags in outside.to_numpy()]
+
+    def patches_from_frame(self, frame: np.ndarray, info_bar_px: int) -> list[np.ndarray]:
+        """A raw SEM frame → patches prepared like the training patches (same tile size and reference)."""
+        if self.reference is None:
+            raise FileNotFoundError(f"the processed folder has no {REFERENCE_FILE}: cannot match SEM frames")
+        return patches_from_frame(frame, info_bar_px, self.patch_px, self.reference)
+
+    @torch.no_grad()
+    def predict(self, conditions: pd.DataFrame, images: Sequence[Patches | None] | None = None) -> pd.DataFrame:
+        """Five properties in physical units for each condition row × both directions.
+
+        `images` (optional): one entry per condition row, a list of preprocessed patches (2-D uint8, histogram-
+        matched, e.g. from `patches_from_frame`) or None; rows with patches use the fusion head. Columns of the
+        result: `row` (input position), the six conditions, `direction`, `direction_name`, the five properties,
+        `model` and `out_of_range`.
+        """
+        values = check_conditions(conditions)
+        rows = pd.concat([values.assign(**{DIRECTION: flag}) for flag in sorted(DIRECTION_NAMES)])
+        rows = rows.rename_axis(ROW).reset_index().sort_values([ROW, DIRECTION], kind="stable", ignore_index=True)
+        x = torch.from_numpy(self.scaler.inputs(rows))
+        head, targets = self.heads[CONDITIONS_MODEL]
+        prediction = predict_rows(head, embed_conditions(self.sgpt, x, CPU), targets, CPU)
+        model = np.full(len(rows), CONDITIONS_MODEL, dtype=object)
+        if images is not None:
+            _check_patches(images, len(values))
+            with_images = np.array([images[i] is not None and len(images[i]) > 0 for i in rows[ROW]])
+            if with_images.any():
+                if FUSION_MODEL not in self.heads:
+                    raise FileNotFoundError(f"no {FUSION_MODEL} head was trained: cannot use SEM images")
+                prediction[with_images] = self._fusion(rows[with_images], x[with_images], images)
+                model[with_images] = FUSION_MODEL
+        out = rows.assign(**{DIRECTION_NAME: rows[DIRECTION].map(DIRECTION_NAMES)})
+        out[list(PROPERTY_COLUMNS)] = prediction
+        out[MODEL] = model
+        out[OUT_OF_RANGE] = self.out_of_range(rows[list(CONDITION_COLUMNS)])
+        flagged = out.loc[out[OUT_OF_RANGE] != "", [ROW, OUT_OF_RANGE]].drop_duplicates(ROW)
+        if len(flagged):
+            log.warning("conditions outside the training range (extrapolation, less reliable): %s",
+                        "; ".join(f"row {r.row}: {r.out_of_range}" for r in flagged.itertuples()))
+        return out
+
+    def _fusion(self, rows: pd.DataFrame, x: torch.Tensor, images: Sequence[Patches | None]) -> np.ndarray:
+        """Fusion-head predictions of rows that have patches, averaged over each row's patches."""
+        per_row = [images[i] for i in rows[ROW]]
+        pairs = RowPatches(
+            inputs=x,
+            transverse=torch.from_numpy(rows[DIRECTION].to_numpy() == TRANSVERSE),
+            pixels=torch.from_numpy(np.stack([p for patches in per_row for p in patches]))[:, None],
+            row=torch.from_numpy(np.repeat(np.arange(len(rows)), [len(p) for p in per_row])),
+            patch=torch.arange(sum(len(p) for p in per_row)),
+        )
+        head, targets = self.heads[FUSION_MODEL]
+        return predict_rows(head, embed_pairs(self.sgpt, FUSED, pairs, self.image_size, EMBED_BATCH, CPU), targets,
+                            CPU)

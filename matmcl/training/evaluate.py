@@ -1,0 +1,233 @@
+"""Evaluation on the test films: every property variant over seeds, the virtual lab's ceilings, alignment analyses.
+
+Writes `property.json`, `alignment.json` and PNG plots into the reports folder (layout: docs/training.md).
+Ceilings need the virtual lab's ground truth (`<raw_dir>/ground_truth/properties.parquet`); for real data they are
+omitted with a note.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from matmcl.atomic import write_json
+from matmcl.evaluation.alignment import (
+    MIN_TSNE_SAMPLES,
+    cosine_similarity_matrix,
+    diagonal_gap,
+    feature_correlation,
+    improved_precision_recall,
+    knn_probe,
+    top1_accuracy,
+    tsne_embedding,
+)
+from matmcl.evaluation.plots import plot_metric_bars, plot_parity, plot_similarity_matrix, plot_tsne
+from matmcl.evaluation.regression import MIN_SAMPLES_R2, aggregate_seeds, regression_metrics
+from matmcl.lab.mechanics import resimulate_properties
+from matmcl.models.sgpt import FUSED, IMAGE, TABLE
+from matmcl.schema import CONDITION_COLUMNS, DIRECTION, FILM_ID, LONGITUDINAL, PROPERTY_COLUMNS
+from matmcl.training.config import EvaluationConfig, PropertyConfig
+from matmcl.training.properties import PropertyData, fit_predict
+
+PROPERTY_REPORT = "property.json"
+ALIGNMENT_REPORT = "alignment.json"
+PLOTS_DIR = "evaluation"  # reports/<PLOTS_DIR>/: parity, R² bars, similarity matrix and t-SNE plots
+GROUND_TRUTH = Path("ground_truth") / "properties.parquet"
+CEILINGS = ("oracle_r2_conditions", "oracle_r2_structure")
+
+
+def _json_safe(value: Any) -> Any:
+    """Nested data with NaN/inf floats replaced by None (strict JSON for DVC and the Dagster UI)."""
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _r2(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    return {prop: m["r2"] for prop, m in regression_metrics(y_true, y_pred, PROPERTY_COLUMNS).items()}
+
+
+# --- property variants -----------------------------------------------------------------------------------------
+
+
+def evaluate_variants(data: PropertyData, config: PropertyConfig, progress: bool = True) -> dict[str, Any]:
+    """Fit every variant for every seed and score the test rows.
+
+    Returns `variants` (aggregate_seeds per variant), `per_seed` metrics, `best_epochs`, `seconds` per variant
+    and `predictions` (the first seed's test predictions per variant, for parity plots).
+    """
+    report: dict[str, Any] = {key: {} for key in ("variants", "per_seed", "best_epochs", "seconds", "predictions")}
+    bar = tqdm(total=len(config.variants) * len(config.seeds), desc="property variants", disable=not progress)
+    for variant in config.variants:
+        began, per_seed, epochs = time.perf_counter(), [], []
+        for seed in config.seeds:
+            bar.set_postfix(variant=variant, seed=seed)
+            result = fit_predict(variant, data, config, seed)
+            per_seed.append(regression_metrics(data.y["test"], result.prediction, PROPERTY_COLUMNS))
+            epochs.append(result.best_epoch)
+            report["predictions"].setdefault(variant, result.prediction)
+            bar.update()
+        report["variants"][variant] = aggregate_seeds(per_seed)
+        report["per_seed"][variant] = per_seed
+        report["best_epochs"][variant] = epochs
+        report["seconds"][variant] = time.perf_counter() - began
+    bar.close()
+    return report
+
+
+def ceilings(test_rows: pd.DataFrame, measured: np.ndarray, raw_dir: Path, config: EvaluationConfig
+             ) -> dict[str, dict[str, float]]:
+    """R² of the virtual lab's best possible predictions against the measured test properties.
+
+    `oracle_r2_conditions`: the mean over `oracle_draws` fresh films per test condition (conditions only);
+    `oracle_r2_structure`: each test film's own noise-free properties (ground truth), i.e. perfect structure.
+    """
+    keys = [FILM_ID, DIRECTION]
+    films = test_rows.drop_duplicates(FILM_ID).reset_index(drop=True)
+    resimulated = resimulate_properties(films[list(CONDITION_COLUMNS)], config.oracle_draws, config.seed)
+    resimulated.insert(0, FILM_ID, films[FILM_ID].to_numpy()[resimulated.pop("row").to_numpy()])
+    truth = pd.read_parquet(raw_dir / GROUND_TRUTH)
+    out = {}
+    for name, source in zip(CEILINGS, (resimulated, truth), strict=True):
+        aligned = test_rows[keys].merge(source[[*keys, *PROPERTY_COLUMNS]], on=keys, how="left", validate="1:1")
+        out[name] = _r2(measured, aligned[list(PROPERTY_COLUMNS)].to_numpy(dtype=float))
+    return out
+
+
+# --- alignment --------------------------------------------------------------------------------------------------
+
+
+def _row_embeddings(data: PropertyData, modality: str) -> np.ndarray:
+    """Test-row embeddings of `modality`; image and fused ones averaged over a film's patches and re-normalised."""
+    inputs = data.inputs("test", modality)
+    z = inputs.average(inputs.values.double())
+    return torch.nn.functional.normalize(z, dim=-1).numpy()
+
+
+def representations(data: PropertyData) -> dict[str, np.ndarray]:
+    """The four representations of every test row compared in the alignment analyses."""
+    return {
+        "conditions": data.x["test"][:, : len(CONDITION_COLUMNS)],
+        "condition_embedding": _row_embeddings(data, TABLE),
+        "image_embedding": _row_embeddings(data, IMAGE),
+        "fused_embedding": _row_embeddings(data, FUSED),
+    }
+
+
+def feature_analyses(reps: Mapping[str, np.ndarray], features: np.ndarray, config: EvaluationConfig,
+                     plots_dir: Path) -> tuple[dict[str, Any], list[Path]]:
+    """Mantel correlation, KNN probe R² (mean over repeats) and t-SNE plots of each representation vs features."""
+    names = list(config.features)
+    probe = math.ceil(len(features) * config.knn_test_size) >= MIN_SAMPLES_R2
+    tsne = len(features) >= MIN_TSNE_SAMPLES
+    out: dict[str, Any] = {"feature_correlation": {}, "knn_probe_r2": {}, "notes": []}
+    if not probe:
+        out["notes"].append(f"too few test films ({len(features)}) for a KNN probe")
+    if not tsne:
+        out["notes"].append(f"too few test films ({len(features)}) for t-SNE")
+    plots = []
+    for name, rep in reps.items():
+        correlations = feature_correlation(rep, features, names)
+        out["feature_correlation"][name] = correlations
+        if probe:
+            probes = [knn_probe(rep, features, names, config.knn_neighbors, config.knn_test_size, config.seed + i)
+                      for i in range(config.knn_repeats)]
+            out["knn_probe_r2"][name] = {f: float(np.mean([p[f] for p in probes])) for f in names}
+        if tsne:
+            coordinates = tsne_embedding(rep, config.tsne_perplexity, config.seed, config.tsne_max_iter)
+            plots.append(plot_tsne(coordinates, features, names, plots_dir / f"tsne_{name}.png", correlations))
+    return out, plots
+
+
+def alignment_analyses(data: PropertyData, config: EvaluationConfig, plots_dir: Path
+                       ) -> tuple[dict[str, Any], list[Path]]:
+    """Similarity and IPR on every test row; structural-feature analyses on one (longitudinal) row per test film."""
+    reps = representations(data)
+    similarity = cosine_similarity_matrix(reps["condition_embedding"], reps["fused_embedding"])
+    report: dict[str, Any] = {
+        "n_rows": len(similarity),
+        "similarity": {"diagonal_gap": diagonal_gap(similarity), "top1": top1_accuracy(similarity),
+                       "top1_chance": 1 / len(similarity)},
+        "notes": [],
+    }
+    if len(similarity) > config.ipr_k:
+        report["ipr"] = {name: improved_precision_recall(reps["fused_embedding"], reps[f"{name}_embedding"],
+                                                         config.ipr_k) for name in ("condition", "image")}
+    else:
+        report["notes"].append(f"too few test rows ({len(similarity)}) for IPR with k={config.ipr_k}")
+    plots = [plot_similarity_matrix(similarity, plots_dir / "similarity_matrix.png")]
+    features = data.processed.features
+    if features is None:
+        report["notes"].append("features.parquet missing: no structural-feature analyses")
+        return report, plots
+    rows = data.rows["test"]
+    longitudinal = (rows[DIRECTION] == LONGITUDINAL).to_numpy()
+    film_features = rows.loc[longitudinal, [FILM_ID]].merge(features, on=FILM_ID, how="left")
+    report["n_films"] = int(longitudinal.sum())
+    analyses, tsne_plots = feature_analyses({k: v[longitudinal] for k, v in reps.items()},
+                                            film_features[list(config.features)].to_numpy(dtype=float), config,
+                                            plots_dir)
+    report["notes"] += analyses.pop("notes")
+    return {**report, **analyses}, plots + tsne_plots
+
+
+# --- the whole evaluation ----------------------------------------------------------------------------------------
+
+
+def _bar_summaries(variants: Mapping[str, Any], oracle: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """Variant summaries plus each ceiling as a bar with sd 0."""
+    bars = dict(variants)
+    for name, r2 in oracle.items():
+        bars[f"oracle ({name.removeprefix('oracle_r2_')})"] = {
+            prop: {"r2_mean": value, "r2_sd": 0.0} for prop, value in r2.items()}
+    return bars
+
+
+def evaluate(processed_dir: str | Path, sgpt_dir: str | Path, reports_dir: str | Path,
+             property_config: PropertyConfig, evaluation_config: EvaluationConfig, raw_dir: str | Path | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Run the whole evaluation; write property.json, alignment.json and the plots (in reports/evaluation/); return
+    both reports and the plot paths (`plots`)."""
+    reports_dir = Path(reports_dir)
+    plots_dir = reports_dir / PLOTS_DIR
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    data = PropertyData.load(processed_dir, sgpt_dir, property_config)
+    scored = evaluate_variants(data, property_config, progress)
+    plots = [plot_parity(data.y["test"], prediction, PROPERTY_COLUMNS, plots_dir / f"parity_{variant}.png")
+             for variant, prediction in scored.pop("predictions").items()]
+
+    test_rows = data.rows["test"]
+    property_report: dict[str, Any] = {
+        **scored,
+        "seeds": list(property_config.seeds),
+        "n_rows": {split: len(rows) for split, rows in data.rows.items()},
+        "n_test_films": int(test_rows[FILM_ID].nunique()),
+        "notes": [],
+    }
+    oracle = {}
+    if raw_dir is not None and (Path(raw_dir) / GROUND_TRUTH).is_file():
+        oracle = ceilings(test_rows, data.y["test"], Path(raw_dir), evaluation_config)
+        property_report.update(oracle)
+    else:
+        property_report["notes"].append(
+            "oracle ceilings omitted: no virtual-lab ground truth (raw_dir/ground_truth/properties.parquet)")
+    plots.append(plot_metric_bars(_bar_summaries(scored["variants"], oracle), plots_dir / "r2_bars.png",
+                                  title="Test R² (mean ± sd over seeds) and ceilings"))
+
+    alignment, alignment_plots = alignment_analyses(data, evaluation_config, plots_dir)
+    property_report, alignment = _json_safe(property_report), _json_safe(alignment)
+    write_json(property_report, reports_dir / PROPERTY_REPORT)
+    write_json(alignment, reports_dir / ALIGNMENT_REPORT)
+    return {"property": property_report, "alignment": alignment, "plots": plots + alignment_plots}

@@ -1,0 +1,313 @@
+"""Property prediction: five properties from conditions (and optionally SEM patches), one variant per approach.
+
+Variants (PropertyConfig.variants), all behind `fit_predict(variant, data, config, seed)`:
+- `matmcl_conditions`: frozen pre-trained table encoder + projector → multi-task head (conditions only);
+- `matmcl_fusion`: frozen fusion encoder + projector on (conditions, patch) → head; a row's prediction is the mean
+  over its film's patches (every epoch draws one patch per row);
+- `no_sgpt`: the `matmcl_conditions` architecture trained end to end from random weights;
+- `gbm_conditions`, `ridge_conditions`: scikit-learn HistGradientBoosting / RidgeCV per property on the 7 raw
+  model inputs (standardized conditions + direction).
+Neural heads learn standardized targets with Adam and stop early on the mean validation RMSE in original units,
+keeping the best epoch. Frozen embeddings are computed once per `PropertyData` and shared by all seeds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import RidgeCV
+from torch import nn
+
+from matmcl.atomic import write_json
+from matmcl.evaluation.regression import regression_metrics
+from matmcl.models.heads import PropertyHead, PropertyHeadConfig, PropertyRegressor
+from matmcl.models.serialization import load_pretrained, save_pretrained
+from matmcl.models.sgpt import FUSED, TABLE, SGPTModel
+from matmcl.schema import PROPERTY_COLUMNS
+from matmcl.training.config import PropertyConfig, resolve_device
+from matmcl.training.data import PatchBank, ProcessedData, RowPatches, draw_one_per_row
+from matmcl.training.pretrain import load_sgpt
+
+SPLITS = ("train", "val", "test")
+SGPT_DIR = "sgpt"  # models/<SGPT_DIR>: the pre-trained model; models/<HEADS_DIR>/<variant>: a property head
+HEADS_DIR = "property"
+TARGETS_FILE = "targets.json"
+FROZEN_MODALITY = {"matmcl_conditions": TABLE, "matmcl_fusion": FUSED}
+
+
+@dataclass(frozen=True)
+class TargetScaler:
+    """Per-property mean and scale of the training targets (NaN-aware); constant properties get scale 1."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> TargetScaler:
+        scale = np.nanstd(y, axis=0)
+        return cls(np.nanmean(y, axis=0), np.where(scale > 0, scale, 1.0))
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.mean) / self.scale
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        return z * self.scale + self.mean
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": list(PROPERTY_COLUMNS), "mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> TargetScaler:
+        if list(doc["columns"]) != list(PROPERTY_COLUMNS):
+            raise ValueError(f"target columns {doc['columns']} != {list(PROPERTY_COLUMNS)}")
+        return cls(np.asarray(doc["mean"], dtype=float), np.asarray(doc["scale"], dtype=float))
+
+
+@dataclass
+class RowInputs:
+    """Model inputs of `n_rows` rows: `values[k]` belongs to row `row[k]` (a row may own several, one per patch)."""
+
+    values: torch.Tensor
+    row: torch.Tensor
+    n_rows: int
+
+    @classmethod
+    def one_per_row(cls, values: torch.Tensor) -> RowInputs:
+        return cls(values, torch.arange(len(values)), len(values))
+
+    def draw(self, rng: np.random.Generator) -> torch.Tensor:
+        """Index of one uniformly drawn input per row, in row order."""
+        return draw_one_per_row(self.row, self.n_rows, rng)
+
+    def average(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Mean of per-input `outputs` (len(values), k) over each row's inputs → (n_rows, k)."""
+        sums = torch.zeros(self.n_rows, outputs.shape[1], dtype=outputs.dtype).index_add_(0, self.row, outputs)
+        return sums / torch.bincount(self.row, minlength=self.n_rows).unsqueeze(1)
+
+
+@torch.no_grad()
+def embed_pairs(model: SGPTModel, modality: str, pairs: RowPatches, image_size: int, batch_size: int,
+                device: torch.device) -> RowInputs:
+    """Joint-space embeddings of every (row, patch) pair: "fused" (conditions + patch) or "image" (patch only)."""
+    model.eval().to(device)
+    chunks = []
+    for index in torch.arange(len(pairs)).split(batch_size):
+        x, images = pairs.pair_batch(index, image_size)
+        images = images.to(device)
+        z = model.embed_fused(x.to(device), images) if modality == FUSED else model.embed_image(images)
+        chunks.append(z.cpu())
+    return RowInputs(torch.cat(chunks), pairs.row, pairs.n_rows)
+
+
+@torch.no_grad()
+def embed_conditions(model: SGPTModel, inputs: torch.Tensor, device: torch.device) -> RowInputs:
+    """Joint-space condition embeddings of model inputs (n, 7), one per row."""
+    return RowInputs.one_per_row(model.eval().to(device).embed_table(inputs.to(device)).cpu())
+
+
+class PropertyData:
+    """Train/val/test rows of a processed folder with the pre-trained model; caches each split's model inputs."""
+
+    def __init__(self, processed: ProcessedData, sgpt: SGPTModel, image_size: int, config: PropertyConfig) -> None:
+        self.processed, self.sgpt, self.image_size, self.config = processed, sgpt, image_size, config
+        self.device = resolve_device(config.device)
+        self.rows = {split: processed.rows([split]) for split in SPLITS}
+        self.x = {split: processed.scaler.inputs(rows) for split, rows in self.rows.items()}
+        self.y = {split: rows[list(PROPERTY_COLUMNS)].to_numpy(dtype=float) for split, rows in self.rows.items()}
+        self.targets = TargetScaler.fit(self.y["train"])
+        self._bank: PatchBank | None = None
+        self._inputs: dict[tuple[str, str], RowInputs] = {}
+
+    @classmethod
+    def load(cls, processed_dir: str | Path, sgpt_dir: str | Path, config: PropertyConfig) -> PropertyData:
+        sgpt, pretrain_config = load_sgpt(sgpt_dir)
+        return cls(ProcessedData.load(processed_dir), sgpt, pretrain_config.image_size, config)
+
+    def pairs(self, split: str) -> RowPatches:
+        """The split's rows, each with `config.fusion_patches` evenly spaced patches of its film (0: all)."""
+        if self._bank is None:
+            self._bank = self.processed.patches(pd.concat(self.rows.values()), self.config.fusion_patches)
+        return RowPatches.from_bank(self.rows[split], self.processed.scaler, self._bank)
+
+    def inputs(self, split: str, modality: str | None) -> RowInputs:
+        """Inputs of a split: raw model inputs (modality None) or frozen embeddings of TABLE, IMAGE or FUSED."""
+        key = (split, str(modality))
+        if key not in self._inputs:
+            raw = torch.from_numpy(self.x[split])
+            if modality is None:
+                self._inputs[key] = RowInputs.one_per_row(raw)
+            elif modality == TABLE:
+                self._inputs[key] = embed_conditions(self.sgpt, raw, self.device)
+            else:
+                self._inputs[key] = embed_pairs(self.sgpt, modality, self.pairs(split), self.image_size,
+                                                self.config.embed_batch_size, self.device)
+        return self._inputs[key]
+
+
+@dataclass
+class FitResult:
+    """Predictions (n_rows, 5) in physical units for the requested split, the fitted model and, for neural
+    variants, the epoch with the best validation RMSE."""
+
+    prediction: np.ndarray
+    model: Any
+    best_epoch: int | None = None
+
+
+def head_config(in_dim: int, config: PropertyConfig) -> PropertyHeadConfig:
+    return PropertyHeadConfig(in_dim=in_dim, hidden_dims=config.hidden_dims, n_props=len(PROPERTY_COLUMNS),
+                              dropout=config.dropout)
+
+
+@torch.no_grad()
+def predict_rows(module: nn.Module, inputs: RowInputs, targets: TargetScaler, device: torch.device) -> np.ndarray:
+    """Row predictions in physical units: the module's outputs averaged over each row's inputs."""
+    module.eval()
+    outputs = module(inputs.values.to(device)).cpu().double()
+    return targets.inverse(inputs.average(outputs).numpy())
+
+
+def mean_rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean over properties of the RMSE in original units (the early-stopping criterion)."""
+    return float(np.nanmean([m["rmse"] for m in regression_metrics(y_true, y_pred, PROPERTY_COLUMNS).values()]))
+
+
+def train_neural(module: nn.Module, data: PropertyData, modality: str | None, config: PropertyConfig,
+                 seed: int) -> tuple[nn.Module, int]:
+    """Train `module` on the train split with early stopping on validation; returns it at its best epoch."""
+    device = data.device
+    module.to(device)
+    train, val = data.inputs("train", modality), data.inputs("val", modality)
+    y = torch.from_numpy(data.targets.transform(data.y["train"])).float()
+    measured = torch.isfinite(y)
+    y = torch.nan_to_num(y)
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(seed)
+    best, best_epoch, best_state = float("inf"), 0, copy.deepcopy(module.state_dict())
+    for epoch in range(1, config.max_epochs + 1):
+        module.train()
+        chosen = train.draw(rng)
+        for rows in torch.from_numpy(rng.permutation(train.n_rows)).split(config.batch_size):
+            out = module(train.values[chosen[rows]].to(device))
+            mask = measured[rows].to(device)
+            loss = ((out - y[rows].to(device)) ** 2 * mask).sum() / mask.sum().clamp(min=1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        score = mean_rmse(data.y["val"], predict_rows(module, val, data.targets, device))
+        if score < best:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(module.state_dict())
+        elif epoch - best_epoch >= config.patience:
+            break
+    module.load_state_dict(best_state)
+    return module.cpu(), best_epoch
+
+
+def _fit_frozen(modality: str) -> Callable[[PropertyData, PropertyConfig, int, str], FitResult]:
+    """A head on frozen SGPT embeddings of `modality` (TABLE or FUSED)."""
+
+    def fit(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
+        torch.manual_seed(seed)
+        head = PropertyHead(head_config(data.sgpt.config.embed_dim, config))
+        head, best_epoch = train_neural(head, data, modality, config, seed)
+        prediction = predict_rows(head, data.inputs(split, modality), data.targets, torch.device("cpu"))
+        return FitResult(prediction, head, best_epoch)
+
+    return fit
+
+
+def _fit_no_sgpt(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
+    """The matmcl_conditions architecture (table encoder + projector + head) trained from random weights."""
+    torch.manual_seed(seed)
+    embedder = SGPTModel(data.sgpt.config).embedder(TABLE)
+    model = PropertyRegressor(embedder, PropertyHead(head_config(data.sgpt.config.embed_dim, config)), freeze=False)
+    model, best_epoch = train_neural(model, data, None, config, seed)
+    prediction = predict_rows(model, data.inputs(split, None), data.targets, torch.device("cpu"))
+    return FitResult(prediction, model, best_epoch)
+
+
+def _fit_per_property(make: Callable[[PropertyConfig, int], Any]) -> Callable[..., FitResult]:
+    """A scikit-learn regressor per property on the raw model inputs (rows without that property left out)."""
+
+    def fit(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
+        x, y = data.x["train"], data.y["train"]
+        models = [make(config, seed).fit(x[np.isfinite(y[:, j])], y[np.isfinite(y[:, j]), j])
+                  for j in range(y.shape[1])]
+        return FitResult(np.column_stack([m.predict(data.x[split]) for m in models]), models)
+
+    return fit
+
+
+def _gbm(config: PropertyConfig, seed: int) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(max_iter=config.gbm_max_iter, learning_rate=config.gbm_learning_rate,
+                                         max_leaf_nodes=config.gbm_max_leaf_nodes, early_stopping=False,
+                                         random_state=seed)
+
+
+def _ridge(config: PropertyConfig, seed: int) -> RidgeCV:
+    return RidgeCV(alphas=config.ridge_alphas)
+
+
+FITTERS: dict[str, Callable[[PropertyData, PropertyConfig, int, str], FitResult]] = {
+    "matmcl_conditions": _fit_frozen(TABLE),
+    "matmcl_fusion": _fit_frozen(FUSED),
+    "no_sgpt": _fit_no_sgpt,
+    "gbm_conditions": _fit_per_property(_gbm),
+    "ridge_conditions": _fit_per_property(_ridge),
+}
+
+
+def fit_predict(variant: str, data: PropertyData, config: PropertyConfig, seed: int,
+                split: str = "test") -> FitResult:
+    """Fit `variant` on the train split (validation for early stopping) and predict the rows of `split`."""
+    if variant not in FITTERS:
+        raise ValueError(f"unknown variant {variant!r}; known: {sorted(FITTERS)}")
+    return FITTERS[variant](data, config, seed, split)
+
+
+def save_head(directory: str | Path, head: PropertyHead, targets: TargetScaler, **metadata: Any) -> Path:
+    """Write a head folder: config.json + model.pt (save_pretrained) and targets.json (target scaling, metadata)."""
+    directory = save_pretrained(head, head.config, directory)
+    write_json({**targets.to_dict(), **metadata}, directory / TARGETS_FILE)
+    return directory
+
+
+def load_head(directory: str | Path) -> tuple[PropertyHead, TargetScaler]:
+    """A head folder written by `save_head`: the head (eval mode) and its target scaling."""
+    config, state = load_pretrained(directory, PropertyHeadConfig, PropertyHead.__name__)
+    head = PropertyHead(config)
+    head.load_state_dict(state)
+    path = Path(directory) / TARGETS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; expected a folder written by save_head")
+    return head.eval(), TargetScaler.from_dict(json.loads(path.read_text()))
+
+
+def train_heads(processed_dir: str | Path, models_dir: str | Path, config: PropertyConfig,
+                variants: tuple[str, ...] = tuple(FROZEN_MODALITY)) -> dict[str, dict[str, Any]]:
+    """Fit the heads the Predictor serves (first seed) on models_dir/sgpt and write them to models_dir/property.
+
+    Returns per variant the best epoch and the validation metrics.
+    """
+    models_dir = Path(models_dir)
+    data = PropertyData.load(processed_dir, models_dir / SGPT_DIR, config)
+    seed = config.seeds[0]
+    summary = {}
+    for variant in variants:
+        result = fit_predict(variant, data, config, seed, split="val")
+        save_head(models_dir / HEADS_DIR / variant, result.model, data.targets, variant=variant, seed=seed,
+                  best_epoch=result.best_epoch)
+        summary[variant] = {"best_epoch": result.best_epoch,
+                            "val": regression_metrics(data.y["val"], result.prediction, PROPERTY_COLUMNS)}
+    return summary
+
