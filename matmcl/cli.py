@@ -20,6 +20,9 @@ STAGE_COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("matmcl.stages.features:features", "structural features per patch and per film"),
     "tables": ("matmcl.stages.tables:tables", "model-ready tables, film-level splits and the condition scaler"),
     "data-report": ("matmcl.stages.report:data_report", "reports/data.json and the data plots"),
+    "pretrain": ("matmcl.stages.training:pretrain", "structure-guided pre-training (SGPT) into models/sgpt"),
+    "heads": ("matmcl.stages.training:heads", "property heads served by `matmcl predict` into models/property"),
+    "evaluate": ("matmcl.stages.training:evaluate", "all variants over seeds vs baselines and ceilings; alignment"),
 }
 
 
@@ -53,10 +56,11 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job: every stage in order on the workspace; per-stage times go to reports/timing.json."""
-    from matmcl.pipeline_run import data_stages, run_stages
+    from matmcl.pipeline_run import data_stages, model_stages, run_stages
 
     skip = ["synthesize"] if args.skip_synth else []
-    _print(run_stages(_context(args), data_stages(), skip))
+    stages = data_stages() if args.data_only else data_stages() + model_stages()
+    _print(run_stages(_context(args), stages, skip))
     return 0
 
 
@@ -83,13 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="main job: run every stage in order", description=cmd_run.__doc__)
     p.add_argument("--skip-synth", action="store_true", help="use the existing raw folder instead of generating one")
+    p.add_argument("--data-only", action="store_true", help="stop after the data stages (no training)")
     p.set_defaults(func=cmd_run)
+
+    from matmcl.predict_cli import add_predict_arguments, cmd_predict
+
+    p = sub.add_parser("predict", help="predict the five properties from conditions (SEM frames optional)",
+                       description=cmd_predict.__doc__)
+    add_predict_arguments(p)
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `matmcl` console command."""
     args = build_parser().parse_args(argv)
+    args.params = args.params or str(Path(args.workspace) / DEFAULT_PARAMS)
     configure_logging(args.verbose)
     try:
         return args.func(args)

@@ -79,8 +79,9 @@ class TablesConfig:
 class TrackingConfig:
     """MLflow tracking store."""
 
-    mlflow_uri: str = "sqlite:///mlflow.db"
+    mlflow_uri: str = "sqlite:///mlflow.db"  # a relative sqlite path is taken relative to the workspace root
     experiment: str = "matmcl"
+    enabled: bool = True
 
 
 T = TypeVar("T")

@@ -28,6 +28,13 @@ def data_stages() -> list[tuple[str, Stage]]:
             ("features", features), ("tables", tables), ("data_report", data_report)]
 
 
+def model_stages() -> list[tuple[str, Stage]]:
+    """Pre-training, the served property heads and the evaluation, after the data stages."""
+    from matmcl.stages.training import evaluate, heads, pretrain
+
+    return [("pretrain", pretrain), ("heads", heads), ("evaluate", evaluate)]
+
+
 def run_stages(ctx: StageContext, stages: Sequence[tuple[str, Stage]], skip: Sequence[str] = ()) -> dict[str, float]:
     """Run `stages` in order (except those named in `skip`), logging and recording each one's wall time."""
     timing: dict[str, float] = {}

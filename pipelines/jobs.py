@@ -1,5 +1,6 @@
-"""Jobs and the schedule. `data_pipeline` builds everything from the virtual lab; `process_raw_data` runs every
-asset downstream of the raw folder (training assets join it when they are added) and never rewrites raw data."""
+"""Jobs and the schedule. `data_pipeline` builds the data from the virtual lab, `main_job` everything `matmcl run`
+does; `process_raw_data` runs every asset downstream of the raw folder (data and training) and never rewrites raw
+data."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ data_pipeline = dg.define_asset_job(
     description="Virtual lab → patches, tensile properties, structural features, validated tables, data report.",
 )
 
+main_job = dg.define_asset_job(
+    "main_job",
+    selection=dg.AssetSelection.all(),
+    description="Everything, as `matmcl run`: virtual lab, data stages, pre-training, property heads, evaluation.",
+)
+
 process_raw_data = dg.define_asset_job(
     "process_raw_data",
     selection=dg.AssetSelection.assets(raw_lab_data).downstream(include_self=False)
@@ -24,5 +31,5 @@ weekly_rebuild = dg.ScheduleDefinition(
     name="weekly_rebuild",
     cron_schedule="0 3 * * 1",  # Mondays 03:00
     job=process_raw_data,
-    description="Rebuild (and, once training assets exist, retrain) from the current raw folder every week.",
+    description="Rebuild and retrain from the current raw folder every week (scheduled retraining).",
 )

@@ -16,14 +16,16 @@ import pytest
 
 from assets.checks import DATA_CHECKS, table_check
 from assets.data import DATA_ASSETS, data_report, raw_lab_data, sem_patches, tensile_properties
+from assets.models import MODEL_ASSETS
 from assets.workspace import WorkspaceResource
 from matmcl import cli
+from pipelines.resources import MLflowResource
 from pipelines.sensors import raw_data_sensor
 
 PROJECT = Path(__file__).resolve().parents[1]
 PARAMS = PROJECT / "params.yaml"
 PROFILE = "smoke"
-ARTIFACT_DIRS = ("data", "reports")
+ARTIFACT_DIRS = ("data", "models", "reports")
 ONLY_IN_MAIN_JOB = {"reports/timing.json"}
 TIMINGS = ("seconds", "patch_throughput_per_s")  # wall-clock entries, different on every run
 
@@ -71,17 +73,19 @@ def reference(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory) -> tuple[Path, dg.ExecuteInProcessResult, dg.DagsterInstance]:
-    """A workspace built by materializing every data asset and check in-process."""
+    """A workspace built by materializing every asset (data and training) and check in-process."""
     root = tmp_path_factory.mktemp("dagster")
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([*DATA_ASSETS, *DATA_CHECKS], resources={"workspace": workspace(root)}, instance=instance)
+    resources = {"workspace": workspace(root), "mlflow": MLflowResource(enabled=False)}
+    result = dg.materialize([*DATA_ASSETS, *MODEL_ASSETS, *DATA_CHECKS], resources=resources, instance=instance)
     return root, result, instance
 
 
 def test_materialization_writes_what_matmcl_run_writes(materialized, reference):
     root, result, _ = materialized
     assert result.success
-    assert {e.asset_key for e in result.get_asset_materialization_events()} == {a.key for a in DATA_ASSETS}
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == {
+        a.key for a in [*DATA_ASSETS, *MODEL_ASSETS]}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"conditions_suite": True, "patches_suite": True, "properties_suite": True, "table_suite": True}
     assert_same_artifacts(root, reference)
