@@ -96,3 +96,19 @@ def test_cli_synth_tiny_run(tmp_path, capsys):
 def test_cli_reports_a_clear_error_for_a_missing_input(tmp_path, capsys):
     code = main(["--quiet", "--workspace", str(tmp_path), "tables"])
     assert code == 2 and "error" in capsys.readouterr().err
+
+
+def test_paper_profile_renders_full_size_frames_that_tile_into_15_patches(tmp_path):
+    from dataclasses import replace
+
+    from matmcl.config import PreprocessConfig, load_params, section
+    from matmcl.rawdata import load_sem_image
+    from matmcl.sem.patching import tile_frame
+
+    params = load_params(Path(__file__).parents[1] / "params.yaml", "paper")
+    cfg = replace(section(params, "synth", SynthConfig), n_films=1, n_frames=1, n_composites=1, workers=1)
+    generate_dataset(tmp_path / "raw", cfg, "paper", progress=False)
+    frame = load_sem_image(tmp_path / "raw/sem/F0001/F0001_f0.png")
+    assert frame.shape == (1920, 2560)
+    tiles = tile_frame(frame, cfg.info_bar_px, section(params, "preprocess", PreprocessConfig).tile_px)
+    assert len(tiles) == 15 and {t.array.shape for t in tiles} == {(512, 512)}
