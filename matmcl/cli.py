@@ -54,6 +54,15 @@ def cmd_stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_bundle(args: argparse.Namespace) -> int:
+    """Import the MatMCL authors' data bundle (its datasets/ folder) as the workspace's processed data."""
+    from matmcl.stages.bundle import import_bundle
+
+    scaled = {"auto": None, "yes": True, "no": False}[args.conditions_scaled]
+    _print(import_bundle(_context(args), args.bundle, args.pixel_size_nm, scaled))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job: every stage in order on the workspace; per-stage times go to reports/timing.json."""
     from matmcl.pipeline_run import data_stages, model_stages, run_stages
@@ -84,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (_, text) in STAGE_COMMANDS.items():
         sub.add_parser(name, help=text, description=f"Stage `{name}`: {text}.").set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("import-bundle", help="import the MatMCL authors' data bundle as processed data",
+                       description=cmd_import_bundle.__doc__)
+    p.add_argument("bundle", help="the bundle's datasets/ folder (docs/authors-bundle.md)")
+    p.add_argument("--pixel-size-nm", type=float, default=float("nan"), help="pixel size of their patches (unknown: NaN)")
+    p.add_argument("--conditions-scaled", choices=["auto", "yes", "no"], default="auto",
+                   help="whether their CSVs hold standardized conditions (auto: infer from the values)")
+    p.set_defaults(func=cmd_import_bundle)
 
     p = sub.add_parser("run", help="main job: run every stage in order", description=cmd_run.__doc__)
     p.add_argument("--skip-synth", action="store_true", help="use the existing raw folder instead of generating one")

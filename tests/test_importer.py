@@ -160,3 +160,18 @@ def test_bad_direction_flag_names_file_row_and_column(tmp_path: Path) -> None:
     message = r"test.csv: row 3, column 'dir \[position 7, read as direction\]': 2 is not a direction flag"
     with pytest.raises(RawDataError, match=message):
         import_authors_bundle(bundle, tmp_path / "processed")
+
+
+def test_import_bundle_command_writes_tables_and_a_train_only_scaler(tmp_path, capsys):
+    from matmcl.cli import main
+
+    bundle = write_bundle(tmp_path / "bundle")
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    code = main(["--params", str(params), "--workspace", str(tmp_path / "ws"), "--quiet", "import-bundle", str(bundle)])
+    assert code == 0
+    processed = tmp_path / "ws" / "data" / "processed"
+    table = pd.read_parquet(processed / "table.parquet")
+    scaler = json.loads((processed / "scaler.json").read_text())
+    train = table[table["split"] == "train"].drop_duplicates(FILM_ID)
+    np.testing.assert_allclose(scaler["mean"], train[list(CONDITION_COLUMNS)].mean().to_numpy())
+    assert json.loads(capsys.readouterr().out)["n_films"] == table[FILM_ID].nunique()
