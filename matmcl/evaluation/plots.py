@@ -63,7 +63,7 @@ def column_label(name: str, prefix: str = "") -> str:
     return f"{text} ({unit})" if unit else text
 
 
-def _panel_grid(n_panels: int, n_cols: int) -> tuple[Figure, list[Axes]]:
+def panel_grid(n_panels: int, n_cols: int) -> tuple[Figure, list[Axes]]:
     """A figure with a grid of `n_panels` panels (unused grid cells hidden), `n_cols` per row at most."""
     n_cols = max(1, min(n_cols, n_panels))
     n_rows = math.ceil(n_panels / n_cols)
@@ -74,7 +74,7 @@ def _panel_grid(n_panels: int, n_cols: int) -> tuple[Figure, list[Axes]]:
     return fig, axes[:n_panels]
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write `fig` as PNG to `path` atomically and return the path."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
@@ -92,7 +92,7 @@ def plot_parity(
     y_true = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
     y_pred = np.asarray(y_pred, dtype=float).reshape(len(y_pred), -1)
     metrics = regression_metrics(y_true, y_pred, property_names)
-    fig, axes = _panel_grid(len(property_names), n_cols)
+    fig, axes = panel_grid(len(property_names), n_cols)
     for j, (ax, name) in enumerate(zip(axes, property_names, strict=True)):
         measured = np.isfinite(y_true[:, j])
         if not measured.any():
@@ -106,7 +106,7 @@ def plot_parity(
         ax.set_ylabel(column_label(name, "Predicted"))
         ax.set_title(f"{split_unit(name)[0]}, R² = {metrics[name]['r2']:.3f}")
         ax.set_aspect("equal", adjustable="datalim")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_similarity_matrix(
@@ -132,7 +132,7 @@ def plot_similarity_matrix(
     if similarity.shape[0] == similarity.shape[1] and len(similarity) > 1:
         title = f"{title}\ndiagonal gap {diagonal_gap(similarity):.3f}, top-1 {top1_accuracy(similarity):.2f}"
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_tsne(
@@ -146,7 +146,7 @@ def plot_tsne(
     """t-SNE scatter coloured by each structural feature, one panel per feature; `correlations` go in the titles."""
     coordinates = np.asarray(coordinates, dtype=float)
     features = np.asarray(features, dtype=float).reshape(len(features), -1)
-    fig, axes = _panel_grid(len(feature_names), n_cols)
+    fig, axes = panel_grid(len(feature_names), n_cols)
     for j, (ax, name) in enumerate(zip(axes, feature_names, strict=True)):
         known = np.isfinite(features[:, j])
         points = ax.scatter(*coordinates[known].T, c=features[known, j], s=MARKER_SIZE, cmap="viridis")
@@ -157,7 +157,7 @@ def plot_tsne(
         ax.set_title(title)
         ax.set_xlabel("t-SNE 1")
         ax.set_ylabel("t-SNE 2")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_grid(
@@ -170,14 +170,14 @@ def plot_image_grid(
     """Grid of images (2-D grey or H×W×3); uint8 images show on 0–255, float images on their own range."""
     if len(images) != len(titles):
         raise ValueError(f"{len(images)} images but {len(titles)} titles")
-    fig, axes = _panel_grid(len(images), n_cols)
+    fig, axes = panel_grid(len(images), n_cols)
     for ax, image, title in zip(axes, images, titles, strict=True):
         image = np.asarray(image)
         limits = (0, UINT8_MAX) if image.dtype == np.uint8 else (None, None)
         ax.imshow(image, cmap=cmap, vmin=limits[0], vmax=limits[1])
         ax.set_title(title)
         ax.set_axis_off()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_metric_bars(
@@ -208,4 +208,4 @@ def plot_metric_bars(
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

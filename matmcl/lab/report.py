@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from matmcl.evaluation.plots import _panel_grid, _save, column_label, plot_image_grid
+from matmcl.evaluation.plots import (
+    column_label,
+    panel_grid,
+    plot_image_grid,
+    save_figure,
+)
 from matmcl.schema import FILM_ID
 
 # Conditions whose extremes the contact sheet shows, with a short label.
@@ -56,7 +59,7 @@ def _scatter(ax, x, y, xlabel: str, ylabel: str, **kwargs) -> None:
 def write_trend_plots(films: pd.DataFrame, properties: pd.DataFrame, path: Path) -> Path:
     """Structure vs conditions and per-direction properties vs structure, from the ground-truth tables."""
     wide = properties.pivot(index=FILM_ID, columns="direction").reindex(films[FILM_ID])
-    fig, axes = _panel_grid(8, 4)
+    fig, axes = panel_grid(8, 4)
     _scatter(axes[0], films["concentration_wt_pct"], films["diameter_mean_nm"], column_label("concentration_wt_pct"),
              column_label("diameter_mean_nm"), c=films["voltage_kv"], cmap="viridis")
     axes[0].set_title("diameter (colour: voltage)")
@@ -72,7 +75,7 @@ def write_trend_plots(films: pd.DataFrame, properties: pd.DataFrame, path: Path)
     ratio = wide[("elastic_modulus_mpa", LONG)] / wide[("elastic_modulus_mpa", TRANS)]
     _scatter(axes[7], films["orientation_order"], ratio, "orientation order S", "modulus ratio long./trans.")
     axes[7].set_yscale("log")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_lab_report(raw: str | Path, reports: str | Path) -> dict[str, Path]:

@@ -10,9 +10,21 @@ import numpy as np
 import pandas as pd
 
 from matmcl.config import PreprocessConfig
-from matmcl.evaluation.plots import _panel_grid, _save, column_label, plot_image_grid
+from matmcl.evaluation.plots import (
+    column_label,
+    panel_grid,
+    plot_image_grid,
+    save_figure,
+)
 from matmcl.rawdata import load_sem_image, read_frames_table
-from matmcl.schema import DIRECTION, FEATURE_COLUMNS, FILM_ID, LONGITUDINAL, PROPERTY_COLUMNS, TRANSVERSE
+from matmcl.schema import (
+    DIRECTION,
+    FEATURE_COLUMNS,
+    FILM_ID,
+    LONGITUDINAL,
+    PROPERTY_COLUMNS,
+    TRANSVERSE,
+)
 from matmcl.sem.patching import tile_frame
 from matmcl.stages.context import StageContext
 
@@ -43,19 +55,19 @@ def plot_matching(ctx: StageContext, manifest: pd.DataFrame, path: Path) -> Path
 
 def plot_feature_histograms(features: pd.DataFrame, path: Path) -> Path:
     """Histogram of each per-film structural feature."""
-    fig, axes = _panel_grid(len(FEATURE_COLUMNS), 3)
+    fig, axes = panel_grid(len(FEATURE_COLUMNS), 3)
     for ax, column in zip(axes, FEATURE_COLUMNS):
         ax.hist(features[column].dropna(), bins=30, color="tab:gray")
         ax.set_xlabel(column_label(column))
         ax.set_ylabel("films")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_properties(table: pd.DataFrame, features: pd.DataFrame, path: Path) -> Path:
     """Longitudinal vs transverse value of each property, coloured by the film's orientation order."""
     wide = table.pivot(index=FILM_ID, columns=DIRECTION, values=list(PROPERTY_COLUMNS))
     order = features.set_index(FILM_ID)["orientation_order"].reindex(wide.index)
-    fig, axes = _panel_grid(len(PROPERTY_COLUMNS), 3)
+    fig, axes = panel_grid(len(PROPERTY_COLUMNS), 3)
     for ax, prop in zip(axes, PROPERTY_COLUMNS):
         points = ax.scatter(wide[(prop, TRANSVERSE)], wide[(prop, LONGITUDINAL)], c=order, cmap="viridis", s=10)
         limit = np.nanmax(wide[prop].to_numpy())
@@ -63,7 +75,7 @@ def plot_properties(table: pd.DataFrame, features: pd.DataFrame, path: Path) -> 
         ax.set_xlabel(column_label(prop, "transverse"))
         ax.set_ylabel(column_label(prop, "longitudinal"))
     fig.colorbar(points, ax=axes[-1], label="orientation order S")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def data_report(ctx: StageContext) -> dict[str, Any]:
