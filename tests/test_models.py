@@ -23,12 +23,7 @@ IMAGE_PX = 32
 N_CONDITIONS = 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def unit(rows: int, dim: int, generator: torch.Generator) -> torch.Tensor:

@@ -36,12 +36,7 @@ PROPERTY = PropertyConfig(max_epochs=15, patience=5, seeds=(0, 1, 2), gbm_max_it
 EVALUATION = EvaluationConfig(oracle_draws=4, knn_repeats=1, knn_test_size=0.4, tsne_max_iter=250)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def stripes(angle: float, period: float, rng: np.random.Generator) -> np.ndarray:
