@@ -356,3 +356,11 @@ def test_tracking_logs_run_model_alias_and_lineage(workspace: Path, tmp_path: Pa
     assert logged.data.metrics == {"loss": 2.0, "per.table": 1.0}
     assert [d.dataset.name for d in logged.inputs.dataset_inputs] == ["processed_table"]
     assert client.get_model_version_by_alias("matmcl-sgpt", "smoke").run_id == run.run_id
+
+
+def test_transformer_style_pretrains_through_the_same_loop(processed: Path, tmp_path: Path):
+    config = dataclasses.replace(PRETRAIN, style="transformer", epochs=4)
+    result = pretrain(processed, config, tmp_path / "sgpt", progress=False)
+    losses = [entry["loss"] for entry in result.history]
+    assert losses[-1] < losses[0]
+    assert type(result.model.fusion).__name__ == "CrossAttentionFusion"
