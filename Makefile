@@ -20,7 +20,7 @@ main: setup
 
 ## test: set up, then run the test suite
 test: setup
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ## clean-workspace: remove generated data, models and the MLflow store (keeps reports/)
 clean-workspace:
