@@ -35,6 +35,7 @@ class LabPhysics:
     diameter_floor_nm: float = 60.0
     diameter_cv_base: float = 0.18  # within-mat coefficient of variation
     diameter_cv_beads: float = 0.10
+    bead_thinning: float = 0.5  # beaded jets leave thinner fibers between the beads
     # Beads: smooth switch below the entanglement concentration; humidity shifts it up a little.
     bead_conc_wt_pct: float = 17.0
     bead_conc_width: float = 1.0
@@ -64,6 +65,7 @@ class LabPhysics:
     film_angle_sd_deg: float = 3.0
     film_bonding_logit_sd: float = 0.50
     film_porosity_sd: float = 0.02
+    porosity_range: tuple[float, float] = (0.55, 0.95)
     film_bead_log_sd: float = 0.25
     film_waviness_sd: float = 0.04
     # Mechanics: single-fiber size effect, network efficiency, junction (isotropic) contribution.
@@ -83,19 +85,27 @@ class LabPhysics:
     waviness_modulus_loss: float = 0.5
     waviness_elongation_gain: float = 1.5
     elongation_base_pct: float = 45.0
+    elongation_size_exponent: float = 0.2
+    elongation_bonding: tuple[float, float] = (1.3, -0.6)  # factor a + b·bonding: fused junctions embrittle
     elongation_alignment: float = 0.55
     yield_ratio_base: float = 0.35
     yield_ratio_bonding: float = 0.25
     yield_ratio_alignment: float = 0.10
+    yield_ratio_range: tuple[float, float] = (0.25, 0.85)
+    knee_sharpness: tuple[float, float] = (0.2, 0.7)  # a + b·bonding: bonded mats yield more abruptly
     # Silicone-polyurethane matrix of the composites.
     matrix_modulus_mpa: float = 8.0
     matrix_strength_mpa: float = 6.0
     matrix_elongation_pct: float = 400.0
     matrix_transfer: float = 0.6  # share of the missing bonding the matrix restores
     composite_uptake_sd: float = 0.03
+    composite_uptake_range: tuple[float, float] = (0.8, 1.2)
+    composite_elongation_gain: float = 0.5  # per unit matrix share
 
 
 PHYSICS = LabPhysics()
+# Inverting ⟨cos 2θ⟩ = I1(k)/I0(k): orders up to MAX_ORDER, concentrations up to MAX_KAPPA, bisection to float precision.
+MAX_ORDER, MAX_KAPPA, BISECTION_STEPS = 0.995, 400.0, 60
 
 
 def expected_structure(conditions: pd.DataFrame, phys: LabPhysics = PHYSICS) -> pd.DataFrame:
@@ -111,7 +121,7 @@ def expected_structure(conditions: pd.DataFrame, phys: LabPhysics = PHYSICS) -> 
         * np.exp(phys.temperature_coeff * (t - REF_TEMP) + phys.humidity_coeff * (h - REF_HUM))
         * drum
     )
-    diameter = phys.diameter_floor_nm + np.maximum(diameter - phys.diameter_floor_nm, 0.0) * (1 - 0.5 * bead_fraction)
+    diameter = phys.diameter_floor_nm + np.maximum(diameter - phys.diameter_floor_nm, 0.0) * (1 - phys.bead_thinning * bead_fraction)
     r0 = phys.drum_rpm_scale * np.sqrt(v / REF_VOLT)
     order = phys.order_random + (phys.order_max - phys.order_random) * (1.0 - np.exp(-r / r0))
     waviness = phys.waviness_max * np.clip((r - phys.critical_rpm) / phys.waviness_rpm_scale, 0.0, 1.0)
@@ -164,17 +174,16 @@ def draw_film_structure(conditions: pd.DataFrame, rng: np.random.Generator, phys
         + phys.porosity_alignment * s2
         + phys.porosity_diameter * np.log(film["diameter_mean_nm"] / phys.diameter_ref_nm)
         + rng.normal(0, phys.film_porosity_sd, n),
-        0.55,
-        0.95,
+        *phys.porosity_range,
     )
     return film
 
 
 def kappa_for_order(order: np.ndarray) -> np.ndarray:
     """Von Mises concentration k on 2θ with ⟨cos 2θ⟩ = I1(k)/I0(k) = order (solved by bisection)."""
-    order = np.clip(np.asarray(order, float), 1e-6, 0.995)
-    lo, hi = np.zeros_like(order), np.full_like(order, 400.0)
-    for _ in range(60):
+    order = np.clip(np.asarray(order, float), 1e-6, MAX_ORDER)
+    lo, hi = np.zeros_like(order), np.full_like(order, MAX_KAPPA)
+    for _ in range(BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
         too_low = i1e(mid) / i0e(mid) < order
         lo, hi = np.where(too_low, mid, lo), np.where(too_low, hi, mid)
@@ -221,12 +230,13 @@ def mat_mechanics(film: pd.DataFrame, direction_deg: float, phys: LabPhysics = P
         * (1 - phys.bead_strength_loss * beads)
     )
     elongation = (
-        phys.elongation_base_pct * (d / phys.diameter_ref_nm) ** 0.2 * (1.3 - 0.6 * bonding)
+        phys.elongation_base_pct * (d / phys.diameter_ref_nm) ** phys.elongation_size_exponent
+        * (phys.elongation_bonding[0] + phys.elongation_bonding[1] * bonding)
         * (1 - phys.elongation_alignment * s2 * c2) * (1 - phys.bead_elongation_loss * beads)
         * (1 + phys.waviness_elongation_gain * wav * along)
     )
     yield_ratio = np.clip(
-        phys.yield_ratio_base + phys.yield_ratio_bonding * bonding + phys.yield_ratio_alignment * s2 * c2, 0.25, 0.85
+        phys.yield_ratio_base + phys.yield_ratio_bonding * bonding + phys.yield_ratio_alignment * s2 * c2, *phys.yield_ratio_range
     )
     return pd.DataFrame(
         {
@@ -234,7 +244,7 @@ def mat_mechanics(film: pd.DataFrame, direction_deg: float, phys: LabPhysics = P
             "yield_strength_mpa": yield_ratio * strength,
             "fracture_strength_mpa": strength,
             "elongation_at_break_pct": elongation,
-            "knee_sharpness": 0.2 + 0.7 * bonding,
+            "knee_sharpness": phys.knee_sharpness[0] + phys.knee_sharpness[1] * bonding,
         },
         index=film.index,
     )
@@ -244,13 +254,13 @@ def composite_mechanics(
     film: pd.DataFrame, direction_deg: float, rng: np.random.Generator, phys: LabPhysics = PHYSICS
 ) -> pd.DataFrame:
     """Silicone-PU composite of a mat: matrix fills the pores and restores part of the missing junction bonding."""
-    uptake = np.clip(1 + rng.normal(0, phys.composite_uptake_sd, len(film)), 0.8, 1.2)
+    uptake = np.clip(1 + rng.normal(0, phys.composite_uptake_sd, len(film)), *phys.composite_uptake_range)
     filled = film.assign(bonding=film["bonding"] + phys.matrix_transfer * (1 - film["bonding"]))
     reinforced = mat_mechanics(filled, direction_deg, phys)
     matrix_share = film["porosity"].to_numpy() * uptake
     modulus = reinforced["elastic_modulus_mpa"].to_numpy() + phys.matrix_modulus_mpa * matrix_share
     strength = reinforced["fracture_strength_mpa"].to_numpy() + phys.matrix_strength_mpa * matrix_share
-    elongation = reinforced["elongation_at_break_pct"].to_numpy() * (1 + 0.5 * matrix_share)
+    elongation = reinforced["elongation_at_break_pct"].to_numpy() * (1 + phys.composite_elongation_gain * matrix_share)
     elongation = np.minimum(elongation, phys.matrix_elongation_pct)
     ratio = reinforced["yield_strength_mpa"].to_numpy() / reinforced["fracture_strength_mpa"].to_numpy()
     return pd.DataFrame(

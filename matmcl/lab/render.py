@@ -34,6 +34,8 @@ class SEMLook:
     depth_attenuation: float = 0.55
     depth_blur_px: float = 1.2
     weld_blur_fraction: float = 0.5  # junction fillet blur radius as a share of bonding × mean fiber radius
+    weld_ramp: float = 0.15  # blurred coverage above 0.5 turns into fillet over this range
+    min_weld_blur_px: float = 0.5
     bead_length_radii: tuple[float, float] = (5.0, 9.0)
     bead_width_radii: tuple[float, float] = (2.5, 4.5)
     gain_range: tuple[float, float] = (0.75, 1.15)
@@ -41,6 +43,10 @@ class SEMLook:
     gamma_range: tuple[float, float] = (0.85, 1.2)
     defocus_px: tuple[float, float] = (0.3, 0.8)
     streak_probability: float = 0.3
+    streaks_per_frame: tuple[int, int] = (1, 4)  # integers drawn in [low, high)
+    streak_rows: tuple[int, int] = (2, 6)
+    streak_gain: tuple[float, float] = (0.05, 0.15)
+    streak_decay: tuple[float, float] = (0.2, 0.8)  # e-folding length as a share of the frame width
     electrons_per_unit: float = 40.0
     read_noise: float = 0.01
     coverage_threshold: float = 0.5
@@ -132,10 +138,10 @@ def _render_layer(points: FiberPoints, mask: np.ndarray, shape: tuple[int, int],
 
 def _add_welds(alpha: np.ndarray, shade: np.ndarray, blur_px: float, look: SEMLook) -> None:
     """Fill the concave corners at fiber crossings (fused junctions); straight edges stay where they are."""
-    if blur_px < 0.5:
+    if blur_px < look.min_weld_blur_px:
         return
     smooth = ndimage.gaussian_filter(alpha, blur_px)
-    weld = np.clip((smooth - 0.5) / 0.15, 0.0, 1.0)
+    weld = np.clip((smooth - 0.5) / look.weld_ramp, 0.0, 1.0)
     grow = weld > alpha
     shade[grow] = look.fiber_center_level
     alpha[grow] = weld[grow]
@@ -210,10 +216,10 @@ def apply_microscope(clean: np.ndarray, rng: np.random.Generator, look: SEMLook 
     img = rng.uniform(*look.offset_range) + rng.uniform(*look.gain_range) * np.clip(img, 0, None) ** rng.uniform(*look.gamma_range)
     height, width = img.shape
     if rng.random() < look.streak_probability:
-        for _ in range(rng.integers(1, 4)):
-            row, thickness = rng.integers(height), rng.integers(2, 6)
-            decay = np.exp(-np.arange(width) / rng.uniform(0.2, 0.8) / width)
-            img[row : row + thickness] += rng.uniform(0.05, 0.15) * decay
+        for _ in range(rng.integers(*look.streaks_per_frame)):
+            row, thickness = rng.integers(height), rng.integers(*look.streak_rows)
+            decay = np.exp(-np.arange(width) / rng.uniform(*look.streak_decay) / width)
+            img[row : row + thickness] += rng.uniform(*look.streak_gain) * decay
     img = rng.poisson(np.clip(img, 0, None) * look.electrons_per_unit) / look.electrons_per_unit
     img = img + rng.normal(0, look.read_noise, img.shape)
     return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
