@@ -46,3 +46,11 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "pore_size_um",
     "porosity",
 )
+
+SPLIT = "split"
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+
+# Processed files every consumer reads (the full layout: docs/processed-format.md).
+TABLE_FILE = "table.parquet"
+PATCHES_FILE = "patches.parquet"
+SCALER_FILE = "scaler.json"

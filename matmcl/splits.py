@@ -10,8 +10,6 @@ import pandas as pd
 
 from matmcl.schema import CONDITION_COLUMNS
 
-SPLIT_NAMES = ("train", "val", "test")
-
 
 def split_ids(ids: Sequence[str], fractions: Sequence[float], seed: int) -> pd.DataFrame:
     """Assign each id to train/val/test in the given proportions (seeded shuffle; rounding goes to train)."""
@@ -43,8 +41,3 @@ def fit_scaler(conditions: pd.DataFrame) -> dict:
     return {"columns": list(CONDITION_COLUMNS), "mean": values.mean(axis=0).tolist(),
             "scale": np.where(scale > 0, scale, 1.0).tolist(), "n_samples": len(values)}
 
-
-def apply_scaler(conditions: pd.DataFrame, scaler: dict) -> np.ndarray:
-    """Standardize the six conditions with a scaler from `fit_scaler`."""
-    values = conditions[scaler["columns"]].to_numpy(float)
-    return (values - np.asarray(scaler["mean"])) / np.asarray(scaler["scale"])

@@ -23,8 +23,8 @@ import yaml
 from torch import nn
 
 from matmcl.config import TrackingConfig
+from matmcl.schema import SCALER_FILE, TABLE_FILE
 
-TABLE_FILE, SCALER_FILE = "table.parquet", "scaler.json"
 DATA_FILES = (TABLE_FILE, "splits.parquet", SCALER_FILE, "patches.parquet", "features.parquet")
 DVC_LOCK = Path("dvc.lock")
 UNKNOWN = "unknown"

@@ -16,15 +16,22 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from matmcl.rawdata import ID_PATTERN, PATH, PIXEL_SIZE_NM
-from matmcl.schema import CONDITION_COLUMNS, CONDITION_RANGES, DIRECTION, DIRECTION_NAMES, FILM_ID, PROPERTY_COLUMNS
+from matmcl.schema import (
+    CONDITION_COLUMNS,
+    CONDITION_RANGES,
+    DIRECTION,
+    DIRECTION_NAMES,
+    FILM_ID,
+    PROPERTY_COLUMNS,
+    SPLIT,
+    SPLIT_NAMES,
+)
 
 if TYPE_CHECKING:
     from great_expectations.core.validation_definition import ValidationDefinition
 
 logger = logging.getLogger(__name__)
 
-SPLIT = "split"
-SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 FRACTURE_STRENGTH = "fracture_strength_mpa"
 YIELD_STRENGTH = "yield_strength_mpa"
 

@@ -6,7 +6,8 @@ import pytest
 from sklearn.preprocessing import StandardScaler
 
 from matmcl.schema import CONDITION_COLUMNS
-from matmcl.splits import apply_scaler, film_splits, fit_scaler, split_ids
+from matmcl.splits import film_splits, fit_scaler, split_ids
+from matmcl.training.data import ConditionScaler
 
 FILMS = [f"F{i:04d}" for i in range(235)]
 
@@ -33,7 +34,7 @@ def test_bad_fractions_are_rejected():
         split_ids(FILMS, (0.7, 0.2, 0.2), seed=0)
 
 
-def test_scaler_matches_sklearn_and_uses_only_the_given_rows():
+def test_scaler_matches_sklearn_and_the_model_inputs_use_it():
     rng = np.random.default_rng(0)
     conditions = pd.DataFrame(rng.normal(size=(50, 6)) * [1, 2, 3, 400, 5, 6] + 10, columns=list(CONDITION_COLUMNS))
     train = conditions.iloc[:30]
@@ -41,4 +42,5 @@ def test_scaler_matches_sklearn_and_uses_only_the_given_rows():
     reference = StandardScaler().fit(train.to_numpy())
     np.testing.assert_allclose(scaler["mean"], reference.mean_)
     np.testing.assert_allclose(scaler["scale"], reference.scale_)
-    np.testing.assert_allclose(apply_scaler(conditions, scaler), reference.transform(conditions.to_numpy()))
+    inputs = ConditionScaler(np.asarray(scaler["mean"]), np.asarray(scaler["scale"])).inputs(conditions.assign(direction=1))
+    np.testing.assert_allclose(inputs[:, :6], reference.transform(conditions.to_numpy()), rtol=1e-5, atol=1e-5)

@@ -35,8 +35,18 @@ from matmcl.rawdata import (
     parse_numbers,
     read_csv_strings,
 )
-from matmcl.schema import CONDITION_COLUMNS, DIRECTION, DIRECTION_NAMES, FILM_ID, PROPERTY_COLUMNS
-from matmcl.validation import SPLIT, SPLIT_NAMES, YIELD_STRENGTH, condition_bounds, validate
+from matmcl.schema import (
+    CONDITION_COLUMNS,
+    DIRECTION,
+    DIRECTION_NAMES,
+    FILM_ID,
+    PATCHES_FILE,
+    PROPERTY_COLUMNS,
+    SPLIT,
+    SPLIT_NAMES,
+    TABLE_FILE,
+)
+from matmcl.validation import YIELD_STRENGTH, condition_bounds, validate
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +56,7 @@ GALLERY_CSV = Path("table/retrieval_gallery/retrieval_gallery.csv")
 GENERATION_CSV = Path("table/gen/gen.csv")
 PATCHES_DIR = Path("images/preprocessed")
 
-TABLE_FILE = "table.parquet"
 SPLITS_FILE = "splits.parquet"
-PATCHES_FILE = "patches.parquet"
 METADATA_FILE = "bundle_import.json"
 
 # The bundle's CSV columns by position (their code ignores the header names).

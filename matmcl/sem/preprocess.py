@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from matmcl.atomic import atomic_dir, write_parquet
 from matmcl.config import PreprocessConfig
-from matmcl.rawdata import ID_PATTERN, check_frame_size, load_sem_image
+from matmcl.rawdata import check_frame_size, load_sem_image
+from matmcl.schema import PATCHES_FILE
 from matmcl.sem.histmatch import N_LEVELS, grey_histogram, load_reference, match_histogram, save_reference
 from matmcl.sem.patching import grid_shape, patch_index, tile_frame, usable_area
 
@@ -45,7 +46,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "matched_std",
 )
 PATCHES_DIR = "patches"
-MANIFEST_FILE = "patches.parquet"
+MANIFEST_FILE = PATCHES_FILE
 REFERENCE_FILE = "reference_histogram.json"
 POOLED_REFERENCE = "pooled"
 PNG_COMPRESS_LEVEL = 1  # zlib level: ~6x faster than PIL's default 6 for ~15 % larger files (lossless either way)
@@ -72,19 +73,12 @@ def patch_name(film_id: str, frame: int, patch: int) -> str:
 
 
 def frame_tasks(frames: pd.DataFrame, raw_dir: str | Path) -> list[FrameTask]:
-    """Validate the frames table and turn it into tasks sorted by (film_id, frame)."""
+    """Turn a frames table (as `matmcl.rawdata.read_frames_table` validates it) into tasks sorted by (film_id, frame)."""
     missing = [c for c in FRAME_COLUMNS if c not in frames.columns]
     if missing:
         raise ValueError(f"frames table lacks columns {missing}; expected {list(FRAME_COLUMNS)}")
     if frames.empty:
         raise ValueError("frames table is empty: nothing to preprocess")
-    bad_ids = sorted(set(frames.loc[~frames["film_id"].astype(str).str.fullmatch(ID_PATTERN.pattern), "film_id"]))
-    if bad_ids:
-        raise ValueError(f"frames table: film_id values {bad_ids} do not match {ID_PATTERN.pattern}")
-    duplicated = frames.duplicated(["film_id", "frame"], keep=False)
-    if duplicated.any():
-        pairs = frames.loc[duplicated, ["film_id", "frame"]].drop_duplicates().values.tolist()
-        raise ValueError(f"frames table: duplicate (film_id, frame) pairs {pairs}")
     ordered = frames.sort_values(["film_id", "frame"], kind="stable")
     return [
         FrameTask(str(r.film_id), int(r.frame), Path(raw_dir) / str(r.path), float(r.pixel_size_nm), int(r.info_bar_px))

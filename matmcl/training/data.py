@@ -22,13 +22,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from matmcl.schema import CONDITION_COLUMNS, DIRECTION, FILM_ID, PROPERTY_COLUMNS, TRANSVERSE
+from matmcl.schema import (
+    CONDITION_COLUMNS,
+    DIRECTION,
+    FILM_ID,
+    PATCHES_FILE,
+    PROPERTY_COLUMNS,
+    SCALER_FILE,
+    SPLIT,
+    TABLE_FILE,
+    TRANSVERSE,
+)
 
-TABLE_FILE = "table.parquet"
-PATCHES_FILE = "patches.parquet"
 FEATURES_FILE = "features.parquet"
-SCALER_FILE = "scaler.json"
-SPLIT = "split"
 PIXEL_MAX = 255.0
 N_INPUTS = len(CONDITION_COLUMNS) + 1  # six standardized conditions + the direction flag
 
