@@ -7,22 +7,24 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.data import model_tables, raw_lab_data, sem_patches, tensile_properties
 from assets.workspace import WorkspaceResource
-from matmcl.config import Workspace
+from matmcl import artifacts as a
+from matmcl.config import BoundsConfig, Workspace
+from matmcl.stages.table import stage
 from matmcl.validation import validate
 
 READERS: dict[str, Callable[[Path], pd.DataFrame]] = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
 
 
-def suite_check(asset: dg.AssetsDefinition, suite: str, table: Callable[[Workspace], Path]) -> dg.AssetChecksDefinition:
+def suite_check(asset: str, suite: str, table: Callable[[Workspace], Path]) -> dg.AssetChecksDefinition:
     """A blocking check that runs validation suite `suite` on the file `table(workspace)` (CSV or Parquet)."""
 
     @dg.asset_check(asset=asset, name=f"{suite}_suite", blocking=True,
                     description=f"Great Expectations suite `{suite}` on the table the asset wrote.")
     def check(workspace: WorkspaceResource) -> dg.AssetCheckResult:
-        path = table(workspace.context().workspace)
-        report = validate(READERS[path.suffix](path), suite)
+        ctx = workspace.context()
+        path = table(ctx.workspace)
+        report = validate(READERS[path.suffix](path), suite, bounds=ctx.config("bounds", BoundsConfig))
         return dg.AssetCheckResult(
             passed=report.success,
             severity=dg.AssetCheckSeverity.ERROR,
@@ -37,9 +39,11 @@ def suite_check(asset: dg.AssetsDefinition, suite: str, table: Callable[[Workspa
     return check
 
 
-conditions_check = suite_check(raw_lab_data, "conditions", lambda ws: ws.raw / "conditions.csv")
-patches_check = suite_check(sem_patches, "patches", lambda ws: ws.processed / "patches.parquet")
-properties_check = suite_check(tensile_properties, "properties", lambda ws: ws.processed / "properties.parquet")
-table_check = suite_check(model_tables, "table", lambda ws: ws.processed / "table.parquet")
-
-DATA_CHECKS = [conditions_check, patches_check, properties_check, table_check]
+# (stage whose asset is checked, suite, the table it wrote)
+SUITES = (
+    ("preprocess", "conditions", lambda ws: ws.raw / a.CONDITIONS_CSV),
+    ("preprocess", "patches", lambda ws: ws.processed / a.PATCHES_FILE),
+    ("tensile", "properties", lambda ws: ws.processed / a.PROPERTIES_FILE),
+    ("tables", "table", lambda ws: ws.processed / a.TABLE_FILE),
+)
+DATA_CHECKS = {suite: suite_check(stage(name).asset, suite, table) for name, suite, table in SUITES}

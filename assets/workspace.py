@@ -7,12 +7,10 @@ from typing import Any
 
 import dagster as dg
 
-from matmcl.config import deep_merge
+from matmcl.artifacts import RAW_INDEX_FILES
 from matmcl.stages.context import StageContext
 
-# The raw tables whose content identifies a raw dataset (what the raw-data sensor watches).
-RAW_INDEX_FILES = ("conditions.csv", "sem/frames.csv", "tensile/curves.csv")
-FINGERPRINT_KEY = "raw_fingerprint"  # metadata key of the fingerprint on raw_lab_data materializations
+FINGERPRINT_KEY = "raw_fingerprint"  # metadata key of the fingerprint on the virtual lab's materializations
 
 
 class WorkspaceResource(dg.ConfigurableResource):
@@ -23,12 +21,10 @@ class WorkspaceResource(dg.ConfigurableResource):
     profile: str | None = None
     progress: bool = False
 
-    def context(self, **overrides: dict[str, Any]) -> StageContext:
-        """The StageContext the matmcl stages take; `overrides` replace keys of params sections (e.g. synth={...})."""
-        ctx = StageContext.load(self.root, self.params_file, self.profile, self.progress)
-        if not overrides:
-            return ctx
-        return StageContext(ctx.workspace, deep_merge(ctx.params, overrides), ctx.progress)
+    def context(self, run_id: str | None = None, **overrides: dict[str, Any]) -> StageContext:
+        """The StageContext the matmcl stages take, for pipeline run `run_id`; `overrides` replace keys of params
+        sections (e.g. synth={"n_films": 12})."""
+        return StageContext.load(self.root, self.params_file, self.profile, self.progress, overrides, run_id)
 
     def raw_fingerprint(self) -> str | None:
         """Hash of the raw index tables (conditions, frames, curves); None while any of them is missing."""

@@ -4,7 +4,7 @@ Uses `<raw>/sem/frames.csv` with the preprocess settings of params.yaml when it 
 paper-sized frames (2560 x 1920, 128-row info bar, 512-px tiles: 15 patches per frame). Each worker
 count runs `--repeats` times and the fastest run is kept (the CPUs are shared). Writes reports/bench_patching.json.
 
-    python benchmarks/bench_patching.py [--raw data/raw] [--frames 16] [--workers 1 2] [--repeats 3]
+    python benchmarks/bench_patching.py [--raw data/virtual_lab] [--frames 16] [--workers 1 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def measure(frames: pd.DataFrame, raw: Path, config: PreprocessConfig, workers: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw folder used if it has frames")
+    parser.add_argument("--raw", type=Path, default=Path("data/virtual_lab"), help="raw folder used if it has frames")
     parser.add_argument("--frames", type=int, default=16, help="number of synthetic frames")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3, help="runs per worker count; the fastest is reported")

@@ -1,52 +1,92 @@
-"""The main job: every stage in order, in-process, with per-stage wall times in reports/timing.json."""
+"""Running stages of the stage table: one stage under the workspace lock, or the main job (every stage that applies
+to the workspace, in table order, in-process) with per-stage wall times in reports/timing.json."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
 
+from matmcl.artifacts import TIMING_REPORT
 from matmcl.atomic import write_json
-from matmcl.stages.context import StageContext
+from matmcl.stages.context import StageContext, StageResult
+from matmcl.stages.table import METRIC, PLOT, Stage, active_stages
 
 log = logging.getLogger(__name__)
 
-Stage = Callable[[StageContext], Any]
+
+class UndeclaredParamsError(ValueError):
+    """A stage read a params section its stage-table row does not declare (DVC would not rerun it on a change)."""
 
 
-def data_stages() -> list[tuple[str, Stage]]:
-    """The data pipeline's stages in dependency order (imported lazily: some pull heavy libraries)."""
-    from matmcl.stages.features import features
-    from matmcl.stages.preprocess import preprocess
-    from matmcl.stages.raw import lab_report, synthesize
-    from matmcl.stages.report import data_report
-    from matmcl.stages.tables import tables
-    from matmcl.stages.tensile import tensile
+class StageParams(dict):
+    """The resolved params as one stage sees them: reading a section the stage does not declare is an error, so
+    the `params` of each stage-table row (what DVC tracks) cannot drift from what the code reads."""
 
-    return [("synthesize", synthesize), ("lab_report", lab_report), ("preprocess", preprocess), ("tensile", tensile),
-            ("features", features), ("tables", tables), ("data_report", data_report)]
+    ALWAYS = ("workspace", "profile")
+
+    def __init__(self, params: dict, stage: str, declared: tuple[str, ...]) -> None:
+        super().__init__(params)
+        self.stage, self.declared = stage, declared
+
+    def _check(self, key: str) -> None:
+        if key not in self.declared and key not in self.ALWAYS:
+            raise UndeclaredParamsError(f"stage {self.stage} read params section {key!r}, which its row in "
+                                        f"matmcl/stages/table.py does not declare (declared: {list(self.declared)})")
+
+    def __getitem__(self, key: str):
+        self._check(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default=None):
+        self._check(key)
+        return super().get(key, default)
+
+    def __reduce__(self):
+        return StageParams, (dict(self), self.stage, self.declared)
 
 
-def model_stages() -> list[tuple[str, Stage]]:
-    """Pre-training, the served property heads and the evaluation, after the data stages."""
-    from matmcl.stages.training import evaluate, heads, pretrain
+def run_stage(ctx: StageContext, stage: Stage) -> StageResult:
+    """Run one stage under the workspace lock, with only the params sections its row declares readable."""
+    with ctx.locked():
+        return stage.load()(replace(ctx, params=StageParams(ctx.params, stage.name, stage.params)))
 
-    return [("pretrain", pretrain), ("heads", heads), ("evaluate", evaluate)]
+
+def output_version(ctx: StageContext, stage: Stage) -> str:
+    """md5 (16 hex) over the names and bytes of what the stage wrote: its data outputs, or, for a stage that writes
+    only reports, those (the Dagster data version of the stage's asset)."""
+    outputs = [o for o in stage.outputs if o.kind not in (METRIC, PLOT)] or list(stage.outputs)
+    digest = hashlib.md5()
+    for output in outputs:
+        path = output.path(ctx.workspace)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in (f for f in files if f.is_file()):
+            digest.update(file.relative_to(ctx.workspace.root).as_posix().encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
-def run_stages(ctx: StageContext, stages: Sequence[tuple[str, Stage]], skip: Sequence[str] = ()) -> dict[str, float]:
-    """Run `stages` in order (except those named in `skip`), logging and recording each one's wall time."""
+def run_pipeline(ctx: StageContext, groups: Sequence[str] | None = None, skip: Sequence[str] = ()
+                 ) -> dict[str, float]:
+    """The main job: every stage that applies to the workspace (in `groups`, all by default; not in `skip`), in
+    table order, as one pipeline run (one MLflow parent run). Returns and writes the per-stage wall times."""
+    ctx = replace(ctx, run_id=ctx.run_id or uuid.uuid4().hex)
+    stages = [s for s in active_stages(ctx.workspace) if (groups is None or s.group in groups) and s.name not in skip]
+    if not ctx.workspace.uses_virtual_lab:
+        log.info("reading the lab's raw folder %s: the virtual lab is not run", ctx.workspace.raw)
     timing: dict[str, float] = {}
-    start = time.perf_counter()
-    for name, stage in stages:
-        if name in skip:
-            continue
-        log.info("stage %s ...", name)
-        t0 = time.perf_counter()
-        stage(ctx)
-        timing[name] = round(time.perf_counter() - t0, 2)
-        log.info("stage %s done in %.1f s", name, timing[name])
-    timing["total"] = round(time.perf_counter() - start, 2)
-    write_json({"profile": ctx.params["profile"], "seconds": timing}, ctx.workspace.reports / "timing.json")
+    with ctx.locked():
+        start = time.perf_counter()
+        for stage in stages:
+            log.info("stage %s ...", stage.name)
+            t0 = time.perf_counter()
+            run_stage(ctx, stage)
+            timing[stage.name] = round(time.perf_counter() - t0, 2)
+            log.info("stage %s done in %.1f s", stage.name, timing[stage.name])
+        timing["total"] = round(time.perf_counter() - start, 2)
+        write_json({"profile": ctx.params["profile"], "run_id": ctx.run_id, "seconds": timing},
+                   ctx.workspace.reports / TIMING_REPORT)
     return timing

@@ -1,35 +1,31 @@
-"""Jobs and the schedule. `data_pipeline` builds the data from the virtual lab, `main_job` everything `matmcl run`
-does; `process_raw_data` runs every asset downstream of the raw folder (data and training) and never rewrites raw
-data."""
+"""Jobs and the schedule. `data_pipeline` builds the data, `main_job` everything `matmcl run` does;
+`process_raw_data` runs every asset downstream of the raw folder (data and training), never the virtual lab."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
-from assets.data import GROUP, raw_lab_data
+from matmcl.stages.table import DATA, STAGES
 
-data_pipeline = dg.define_asset_job(
-    "data_pipeline",
-    selection=dg.AssetSelection.groups(GROUP),
-    description="Virtual lab → patches, tensile properties, structural features, validated tables, data report.",
-)
+VIRTUAL_LAB_ASSETS = tuple(row.asset for row in STAGES if row.virtual_lab_only)
+PROCESS_RAW_DATA = "process_raw_data"
 
-main_job = dg.define_asset_job(
-    "main_job",
-    selection=dg.AssetSelection.all(),
-    description="Everything, as `matmcl run`: virtual lab, data stages, pre-training, property heads, evaluation.",
-)
 
-process_raw_data = dg.define_asset_job(
-    "process_raw_data",
-    selection=dg.AssetSelection.assets(raw_lab_data).downstream(include_self=False)
-    | dg.AssetSelection.checks_for_assets(raw_lab_data),
-    description="Every asset downstream of the raw folder as it is (a lab's own data or an earlier synthesis).",
-)
-
-weekly_rebuild = dg.ScheduleDefinition(
-    name="weekly_rebuild",
-    cron_schedule="0 3 * * 1",  # Mondays 03:00
-    job=process_raw_data,
-    description="Rebuild and retrain from the current raw folder every week (scheduled retraining).",
-)
+def build_jobs(asset_names: Sequence[str]) -> tuple[list[dg.UnresolvedAssetJobDefinition], dg.ScheduleDefinition]:
+    """The jobs over the assets named `asset_names`, and the weekly retraining schedule."""
+    virtual_lab = [name for name in VIRTUAL_LAB_ASSETS if name in asset_names]
+    data_pipeline = dg.define_asset_job(
+        "data_pipeline", selection=dg.AssetSelection.groups(DATA),
+        description="Raw data → patches, tensile properties, structural features, validated tables, data report.")
+    main_job = dg.define_asset_job(
+        "main_job", selection=dg.AssetSelection.all(),
+        description="Everything, as `matmcl run`: data stages, pre-training, property heads, evaluation.")
+    process_raw_data = dg.define_asset_job(
+        PROCESS_RAW_DATA, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*virtual_lab),
+        description="Every asset downstream of the raw folder as it is (a lab's own data or an earlier synthesis).")
+    weekly_rebuild = dg.ScheduleDefinition(
+        name="weekly_rebuild", cron_schedule="0 3 * * 1", job=process_raw_data,  # Mondays 03:00
+        description="Rebuild and retrain from the current raw folder every week (scheduled retraining).")
+    return [data_pipeline, main_job, process_raw_data], weekly_rebuild

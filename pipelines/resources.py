@@ -22,3 +22,7 @@ class MLflowResource(dg.ConfigurableResource):
         """The resource configured from the `tracking` section of loaded params."""
         tracking = section(params, "tracking", TrackingConfig)
         return cls(tracking_uri=tracking.mlflow_uri, experiment=tracking.experiment, enabled=tracking.enabled)
+
+    def params(self) -> dict[str, Any]:
+        """The `tracking` params section this resource stands for (overrides params.yaml in the assets)."""
+        return {"mlflow_uri": self.tracking_uri, "experiment": self.experiment, "enabled": self.enabled}

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from matmcl.cli import STAGE_COMMANDS, build_parser, main
+from matmcl.cli import build_parser, main
 from matmcl.config import SynthConfig
 from matmcl.lab.generate import generate_dataset
 from matmcl.lab.mechanics import resimulate_properties
 from matmcl.rawdata import load_raw_dataset
 from matmcl.schema import CONDITION_COLUMNS, PROPERTY_COLUMNS
+from matmcl.stages.table import STAGES
 from matmcl.tensile import extract_properties, read_curve
 
 TINY = SynthConfig(n_films=4, n_frames=2, frame_width_px=256, frame_height_px=224, info_bar_px=32, n_composites=2, workers=1)
@@ -76,7 +77,8 @@ def test_resimulation_averages_the_film_variation():
 
 
 def test_every_subcommand_has_help():
-    commands = ["synth", "run", *STAGE_COMMANDS]
+    commands = ["run", "predict", "measure", "import-bundle", "dvc-yaml", "resolve-params",
+                *(row.command for row in STAGES)]
     for command in commands:
         result = subprocess.run([sys.executable, "-m", "matmcl.cli", command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: matmcl" in result.stdout, command
@@ -89,7 +91,7 @@ def test_cli_synth_tiny_run(tmp_path, capsys):
                  "synth", "--n-films", "3", "--workers", "1"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)["films"] == 3
-    assert len(pd.read_csv(tmp_path / "data/raw/conditions.csv")) == 3
+    assert len(pd.read_csv(tmp_path / "data/virtual_lab/conditions.csv")) == 3
 
 
 def test_cli_reports_a_clear_error_for_a_missing_input(tmp_path, capsys):

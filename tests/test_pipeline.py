@@ -14,11 +14,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from assets.checks import DATA_CHECKS, table_check
-from assets.data import DATA_ASSETS, data_report, raw_lab_data, sem_patches, tensile_properties
-from assets.models import MODEL_ASSETS
+from assets.checks import DATA_CHECKS
+from assets.stages import stage_assets
 from assets.workspace import WorkspaceResource
 from matmcl import cli
+from matmcl.stages.table import STAGES
 from pipelines.resources import MLflowResource
 from pipelines.sensors import raw_data_sensor
 
@@ -32,6 +32,9 @@ TIMINGS = ("seconds", "patch_throughput_per_s")  # wall-clock entries, different
 
 def workspace(root: Path) -> WorkspaceResource:
     return WorkspaceResource(root=str(root), params_file=str(PARAMS), profile=PROFILE)
+
+
+ASSETS = {a.key.to_user_string(): a for a in stage_assets(workspace(PROJECT).context().workspace)}
 
 
 def artifacts(root: Path) -> set[str]:
@@ -76,16 +79,15 @@ def materialized(tmp_path_factory) -> tuple[Path, dg.ExecuteInProcessResult, dg.
     """A workspace built by materializing every asset (data and training) and check in-process."""
     root = tmp_path_factory.mktemp("dagster")
     instance = dg.DagsterInstance.ephemeral()
-    resources = {"workspace": workspace(root), "mlflow": MLflowResource(enabled=False)}
-    result = dg.materialize([*DATA_ASSETS, *MODEL_ASSETS, *DATA_CHECKS], resources=resources, instance=instance)
+    resources = {"workspace": workspace(root), "mlflow": MLflowResource()}
+    result = dg.materialize([*ASSETS.values(), *DATA_CHECKS.values()], resources=resources, instance=instance)
     return root, result, instance
 
 
 def test_materialization_writes_what_matmcl_run_writes(materialized, reference):
     root, result, _ = materialized
     assert result.success
-    assert {e.asset_key for e in result.get_asset_materialization_events()} == {
-        a.key for a in [*DATA_ASSETS, *MODEL_ASSETS]}
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == {a.key for a in ASSETS.values()}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"conditions_suite": True, "patches_suite": True, "properties_suite": True, "table_suite": True}
     assert_same_artifacts(root, reference)
@@ -110,14 +112,15 @@ def test_failing_blocking_check_stops_downstream_assets(materialized, tmp_path):
     shutil.copytree(materialized[0], root)
     (root / "reports/data.json").unlink()
 
-    @dg.asset(name="model_tables", deps=[raw_lab_data, sem_patches, tensile_properties])
+    @dg.asset(name="model_tables", deps=["raw_lab_data", "sem_patches", "tensile_properties"])
     def corrupted_tables(workspace: WorkspaceResource) -> None:
         path = workspace.context().workspace.processed / "table.parquet"
         table = pd.read_parquet(path)
         table.loc[0, "direction"] = 2
         table.to_parquet(path, index=False)
 
-    result = dg.materialize([corrupted_tables, table_check, data_report], resources={"workspace": workspace(root)},
+    resources = {"workspace": workspace(root), "mlflow": MLflowResource()}
+    result = dg.materialize([corrupted_tables, DATA_CHECKS["table"], ASSETS["data_report"]], resources=resources,
                             raise_on_error=False)
     assert not result.success
     (evaluation,) = result.get_asset_check_evaluations()
@@ -129,10 +132,15 @@ def test_failing_blocking_check_stops_downstream_assets(materialized, tmp_path):
 
 def test_synthesis_config_overrides_params_at_materialization(tmp_path):
     config = {"ops": {"raw_lab_data": {"config": {"n_films": 3, "seed": 5}}}}
-    result = dg.materialize([raw_lab_data], resources={"workspace": workspace(tmp_path)}, run_config=config)
+    resources = {"workspace": workspace(tmp_path), "mlflow": MLflowResource()}
+    result = dg.materialize([ASSETS["raw_lab_data"]], resources=resources, run_config=config)
     metadata = result.asset_materializations_for_node("raw_lab_data")[0].metadata
-    assert (metadata["counts.films"].value, metadata["config.seed"].value) == (3, 5)
-    assert len(pd.read_csv(tmp_path / "data/raw/conditions.csv")) == 3
+    assert metadata["films"].value == 3
+    conditions = pd.read_csv(tmp_path / "data/virtual_lab/conditions.csv")
+    assert len(conditions) == 3
+    again = dg.materialize([ASSETS["raw_lab_data"]], resources=resources,
+                           run_config={"ops": {"raw_lab_data": {"config": {"n_films": 3, "seed": 6}}}})
+    assert again.success and not pd.read_csv(tmp_path / "data/virtual_lab/conditions.csv").equals(conditions)
 
 
 def test_raw_data_sensor_requests_a_run_for_new_raw_data_only(materialized, reference, tmp_path):
@@ -145,7 +153,7 @@ def test_raw_data_sensor_requests_a_run_for_new_raw_data_only(materialized, refe
 
     (request,) = evaluate(reference, fresh).run_requests  # raw data nobody processed yet (as a lab's drop)
     assert request.run_key == workspace(reference).raw_fingerprint()
-    assert "raw_lab_data" in evaluate(root, instance).skip_reason.skip_message  # written by the virtual lab
+    assert "virtual lab" in evaluate(root, instance).skip_reason.skip_message  # written by the virtual lab
     assert not evaluate(tmp_path, fresh).run_requests  # no raw folder yet
 
 
@@ -155,29 +163,38 @@ def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"data_pipeline", "process_raw_data"}
     process_raw = defs.resolve_job_def("process_raw_data").asset_layer.executable_asset_keys
-    assert raw_lab_data.key not in process_raw and data_report.key in process_raw
+    assert ASSETS["raw_lab_data"].key not in process_raw and ASSETS["data_report"].key in process_raw
     assert defs.resolve_schedule_def("weekly_rebuild").job_name == "process_raw_data"
+
+
+DVC = str(Path(sys.executable).parent / "dvc")  # `make setup`'s wrapper around DVC's own environment
 
 
 def dvc_project(root: Path) -> dict[str, str]:
     """Copy the pipeline (dvc.yaml, smoke-profile params, the code DVC hashes) into `root`; git and DVC init."""
-    shutil.copy(PROJECT / "dvc.yaml", root)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(PROJECT / name, root)
     (root / "params.yaml").write_text(re.sub(r"(?m)^profile: .*$", f"profile: {PROFILE}", PARAMS.read_text()))
     shutil.copytree(PROJECT / "matmcl", root / "matmcl", ignore=shutil.ignore_patterns("__pycache__"))
     env = {k: v for k, v in os.environ.items() if k != "MATMCL_PROFILE"}
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", DVC_NO_ANALYTICS="1")
+    env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, env=env, check=True)
+    subprocess.run([DVC, "init", "-q"], cwd=root, env=env, check=True)
     return env
 
 
-def dvc(root: Path, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+def dvc(root: Path, env: dict[str, str], *args: str, ok: bool = True) -> str:
+    done = subprocess.run([DVC, *args], cwd=root, env=env, capture_output=True, text=True)
+    assert (done.returncode == 0) == ok, done.stdout + done.stderr
+    return done.stdout + done.stderr
 
 
-def test_dvc_repro_matches_and_is_a_noop_the_second_time(reference, tmp_path):
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '([a-z_]+)'", output)
+
+
+def test_dvc_repro_matches_reruns_only_what_an_edit_touches_and_keeps_foreign_files(reference, tmp_path):
     env = dvc_project(tmp_path)
     dvc(tmp_path, env, "repro")
     assert "Data and pipelines are up to date." in dvc(tmp_path, env, "repro")
@@ -185,3 +202,29 @@ def test_dvc_repro_matches_and_is_a_noop_the_second_time(reference, tmp_path):
     metrics = json.loads(dvc(tmp_path, env, "metrics", "show", "--json"))
     data = metrics[""]["data"]["reports/data.json"]["data"]
     assert data["n_films"] == 12 and "fracture_strength_mpa" in data["tensile_rel_error"]
+
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "pipeline"], cwd=tmp_path, env=env, check=True)
+    edited = dvc(tmp_path, env, "exp", "run", "-S", f"profiles.{PROFILE}.evaluation.oracle_draws=11")
+    assert ran_stages(edited) == ["resolve_params", "evaluate"]
+    assert "evaluation.oracle_draws" in dvc(tmp_path, env, "params", "diff")
+
+    notes = tmp_path / "data/virtual_lab/sem/notes.txt"  # a file the virtual lab did not write
+    notes.write_text("a user's file")
+    assert "did not write" in dvc(tmp_path, env, "repro", "--force", "synth", ok=False)
+    assert notes.read_text() == "a user's file"
+
+
+def test_dagster_cli_materializes_a_selection(reference, tmp_path):
+    """`dagster asset materialize --select` (Dagster's selection grammar needs antlr 4.13, which DVC's own
+    environment keeps away from this one) writes the data files `matmcl run` writes."""
+    (tmp_path / "params.yaml").write_text(re.sub(r"(?m)^profile: .*$", f"profile: {PROFILE}", PARAMS.read_text()))
+    env = {**os.environ, "MATMCL_WORKSPACE": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    (tmp_path / "dagster_home").mkdir()
+    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
+                           "pipelines.definitions", "--select", "group:data"], cwd=PROJECT, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = "data/processed/table.parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / table), pd.read_parquet(reference / table))
+    assert not (tmp_path / "models").exists()

@@ -15,6 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from matmcl import __version__
+from matmcl.artifacts import LAB_MANIFEST
 from matmcl.atomic import atomic_dir
 from matmcl.config import SynthConfig
 from matmcl.lab.conditions import sample_conditions
@@ -92,15 +93,26 @@ def _curve_rows(expected: pd.DataFrame, id_column: str, folder: str, cfg: SynthC
 GENERATOR = "matmcl.lab"
 
 
+def written_files(root: Path) -> list[str]:
+    """Every file under `root`, as sorted POSIX paths relative to it."""
+    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
+
+
 def check_replaceable(out_dir: Path) -> None:
-    """Refuse to replace a folder that is not the virtual lab's own output (a lab's real data, say)."""
+    """Refuse to replace a folder holding anything the virtual lab did not write: a folder without its manifest (a
+    lab's real data, say), or a single file its manifest does not list (a file a user added)."""
     if not out_dir.exists() or not any(out_dir.iterdir()):
         return
-    manifest = out_dir / "manifest.json"
-    generator = json.loads(manifest.read_text()).get("generator", "") if manifest.exists() else ""
-    if not generator.startswith(GENERATOR):
-        raise ValueError(f"{out_dir} holds data the virtual lab did not write (no {GENERATOR} manifest.json); "
-                         "refusing to replace it — choose another output folder")
+    manifest_path = out_dir / LAB_MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    if not str(manifest.get("generator", "")).startswith(GENERATOR):
+        raise ValueError(f"{out_dir} holds data the virtual lab did not write (no {GENERATOR} {LAB_MANIFEST}); "
+                         "refusing to replace it: choose another output folder")
+    foreign = sorted(set(written_files(out_dir)) - set(manifest.get("files", [])) - {LAB_MANIFEST})
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ValueError(f"{out_dir} holds {len(foreign)} file(s) the virtual lab did not write ({listed}); "
+                         "refusing to replace it: move them away or choose another output folder")
 
 
 def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "default", progress: bool = True) -> dict:
@@ -161,6 +173,7 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
 
         manifest = {
             "generator": f"{GENERATOR} {__version__}",
+            "files": written_files(root),
             "profile": profile,
             "config": asdict(cfg),
             "counts": {
@@ -172,6 +185,6 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
             },
             "seconds": {"frames": round(t_frames, 2), "total": round(time.perf_counter() - start, 2)},
         }
-        (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (root / LAB_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     log.info("virtual lab: %s films, %s frames in %.1f s", len(films), len(frames), manifest["seconds"]["total"])
     return manifest

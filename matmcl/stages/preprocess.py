@@ -5,21 +5,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from matmcl.config import DataConfig, PreprocessConfig
+from matmcl.config import BoundsConfig, DataConfig, PreprocessConfig
 from matmcl.rawdata import load_raw_dataset
 from matmcl.sem.preprocess import preprocess_frames
-from matmcl.stages.context import StageContext, timed
+from matmcl.stages.context import StageContext, StageResult, timed
 from matmcl.validation import validate
 
 log = logging.getLogger(__name__)
 
 
-def preprocess(ctx: StageContext) -> dict[str, Any]:
+def preprocess(ctx: StageContext) -> StageResult:
     """Validate the raw dataset, patch and histogram-match every frame; write reports/preprocess.json."""
     metrics: dict[str, Any] = {}
     with timed(metrics):
         ws = ctx.workspace
-        dataset = load_raw_dataset(ws.raw, ctx.config("data", DataConfig).on_missing)
+        dataset = load_raw_dataset(ws.raw, ctx.config("data", DataConfig).on_missing,
+                                   ctx.config("bounds", BoundsConfig))
         manifest, stats = preprocess_frames(dataset.frames, ws.raw, ws.processed, ctx.config("preprocess", PreprocessConfig),
                                             progress=ctx.progress)
         validate(manifest, "patches").raise_for_failures()
@@ -31,4 +32,4 @@ def preprocess(ctx: StageContext) -> dict[str, Any]:
             skipped_films=[{"film_id": f, "reason": r} for f, r in dataset.skipped],
         )
     ctx.write_metrics("preprocess", metrics)
-    return metrics
+    return StageResult(metrics)

@@ -1,29 +1,15 @@
-"""Stage `synthesize`: the virtual lab writes the raw dataset (skipped when a user brings their own folder)."""
+"""Stage `synth`: the virtual lab writes its raw dataset into its own folder (never a lab's raw folder)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
-
 from matmcl.config import SynthConfig
 from matmcl.lab.generate import generate_dataset
-from matmcl.stages.context import StageContext
+from matmcl.stages.context import StageContext, StageResult
 
 
-def synthesize(ctx: StageContext, out: Path | None = None, **overrides: Any) -> dict[str, Any]:
-    """Generate the virtual-lab raw dataset (default: into the workspace raw folder); return its manifest.
-
-    `overrides` replace fields of the `synth` parameters (None values are ignored).
-    """
-    cfg = replace(ctx.config("synth", SynthConfig), **{k: v for k, v in overrides.items() if v is not None})
-    return generate_dataset(out or ctx.workspace.raw, cfg, ctx.params["profile"], ctx.progress)
-
-
-def lab_report(ctx: StageContext) -> dict[str, Any]:
-    """Contact sheet and trend plots of the virtual-lab dataset (nothing for a user's own data)."""
-    from matmcl.lab.report import write_lab_report
-
-    if not (ctx.workspace.raw / "ground_truth").exists():
-        return {}
-    return write_lab_report(ctx.workspace.raw, ctx.workspace.reports)
+def synthesize(ctx: StageContext) -> StageResult:
+    """Generate the virtual-lab raw dataset into `workspace.virtual_lab_dir` (refused if that folder holds any file
+    the virtual lab did not write); the metrics are its manifest's counts and timings."""
+    ws = ctx.workspace
+    manifest = generate_dataset(ws.virtual_lab, ctx.config("synth", SynthConfig), ctx.params["profile"], ctx.progress)
+    return StageResult({"raw_dir": str(ws.virtual_lab), **manifest["counts"], "seconds": manifest["seconds"]})
