@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from matmcl.artifacts import COMPOSITE_CURVES_CSV, COMPOSITES_CSV, CONDITIONS_CSV, CURVES_CSV, FRAMES_CSV
+from matmcl.config import BoundsConfig
 from matmcl.schema import (
     COMPOSITE_ID,
     CONDITION_COLUMNS,
@@ -30,12 +32,6 @@ from matmcl.schema import (
 )
 
 logger = logging.getLogger(__name__)
-
-CONDITIONS_CSV = Path("conditions.csv")
-FRAMES_CSV = Path("sem/frames.csv")
-CURVES_CSV = Path("tensile/curves.csv")
-COMPOSITES_CSV = Path("composites/composites.csv")
-COMPOSITE_CURVES_CSV = Path("composites/tensile/curves.csv")
 
 FRAME = "frame"
 PATH = "path"
@@ -51,15 +47,16 @@ HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 GRAY_LEVELS = 255
 
 # Column kinds: "id" (string matching ID_PATTERN), "text", "number" (finite float), "positive" (> 0),
-# "count" (integer >= 0) and "direction" (a name of DIRECTION_FLAGS, returned as its 0/1 flag).
-ColumnKind = Literal["id", "text", "number", "positive", "count", "direction"]
+# "count" (integer >= 0), "optional_count" (a count, or empty / column absent: <NA>, nullable Int64) and "direction"
+# (a name of DIRECTION_FLAGS, returned as its 0/1 flag).
+ColumnKind = Literal["id", "text", "number", "positive", "count", "optional_count", "direction"]
 CONDITIONS_SPEC: dict[str, ColumnKind] = {FILM_ID: "id", **{c: "number" for c in CONDITION_COLUMNS}}
 FRAMES_SPEC: dict[str, ColumnKind] = {
     FILM_ID: "id",
     FRAME: "count",
     PATH: "text",
     PIXEL_SIZE_NM: "positive",
-    INFO_BAR_PX: "count",
+    INFO_BAR_PX: "optional_count",  # empty or absent: detect the bar (matmcl.sem.infobar)
 }
 COMPOSITES_SPEC: dict[str, ColumnKind] = {COMPOSITE_ID: "id", FILM_ID: "id"}
 
@@ -158,6 +155,13 @@ def _parse_count(values: pd.Series, column: str, path: Path | str) -> pd.Series:
     return numbers.astype("int64")
 
 
+def _parse_optional_count(values: pd.Series, column: str, path: Path | str) -> pd.Series:
+    """Counts where given, <NA> where the cell is empty (nullable Int64)."""
+    missing = _missing_mask(values)
+    counts = _parse_count(values.mask(missing, "0"), column, path).astype("Int64")
+    return counts.mask(missing)
+
+
 def _parse_positive(values: pd.Series, column: str, path: Path | str) -> pd.Series:
     numbers = parse_numbers(values, column, path)
     if (numbers <= 0).any():
@@ -203,13 +207,17 @@ PARSERS: dict[ColumnKind, Callable[[pd.Series, str, Path | str], pd.Series]] = {
     "number": parse_numbers,
     "positive": _parse_positive,
     "count": _parse_count,
+    "optional_count": _parse_optional_count,
     "direction": _parse_direction,
 }
 
 
 def read_table(path: Path | str, spec: Mapping[str, ColumnKind]) -> pd.DataFrame:
     """Read a CSV and parse each column of `spec` by its kind (index: 0-based data row position)."""
-    df = check_columns(read_csv_strings(path), list(spec), path)
+    df = read_csv_strings(path)
+    for column in (c for c, kind in spec.items() if kind == "optional_count" and c not in df.columns):
+        df[column] = ""
+    df = check_columns(df, list(spec), path)
     return pd.DataFrame({column: PARSERS[kind](df[column], column, path) for column, kind in spec.items()})
 
 
@@ -246,11 +254,34 @@ def warn_out_of_range(conditions: pd.DataFrame, path: Path | str) -> None:
             )
 
 
-def read_conditions(raw_dir: str | Path) -> pd.DataFrame:
-    """conditions.csv → film_id + six float conditions; unique ids; unusual values are logged, not rejected."""
+def check_bounds(conditions: pd.DataFrame, path: Path | str, bounds: BoundsConfig | None = None) -> None:
+    """Raise one RawDataError for physically impossible conditions (outside `bounds`, default BoundsConfig()).
+
+    The message names the file and, for every offending column, its bound and the spreadsheet rows.
+    """
+    problems = []
+    for column, bound in (bounds or BoundsConfig()).items():
+        outside = np.flatnonzero(~bound.contains(conditions[column].to_numpy()))
+        if outside.size:
+            rows = spreadsheet_rows(outside)
+            more = f" (also rows {', '.join(map(str, rows[1:MAX_LISTED]))}{' …' if len(rows) > MAX_LISTED else ''})"
+            problems.append(f"row {rows[0]}, column '{column}': {conditions[column].iloc[outside[0]]:g} is physically "
+                            f"impossible, outside {bound}{more if len(rows) > 1 else ''}")
+    if problems:
+        raise RawDataError(f"{path}: {'; '.join(problems)} (bounds: params.yaml `bounds`, docs/validation.md; "
+                           "rows as in a spreadsheet, header = row 1)")
+
+
+def read_conditions(raw_dir: str | Path, bounds: BoundsConfig | None = None) -> pd.DataFrame:
+    """conditions.csv → film_id + six float conditions; unique ids.
+
+    Physically impossible values (outside `bounds`, default `BoundsConfig()`: params.yaml `bounds`) raise
+    RawDataError; values merely outside the usual range (schema.CONDITION_RANGES) are logged, not rejected.
+    """
     path = Path(raw_dir) / CONDITIONS_CSV
     conditions = read_table(path, CONDITIONS_SPEC)
     check_unique(conditions, [FILM_ID], path)
+    check_bounds(conditions, path, bounds)
     warn_out_of_range(conditions, path)
     return conditions
 
@@ -366,8 +397,9 @@ class RawDataset:
         return self.conditions[FILM_ID].tolist()
 
 
-def load_raw_dataset(raw_dir: str | Path, on_missing: OnMissing = "error") -> RawDataset:
-    """Read and cross-check a raw folder.
+def load_raw_dataset(raw_dir: str | Path, on_missing: OnMissing = "error", bounds: BoundsConfig | None = None
+                     ) -> RawDataset:
+    """Read and cross-check a raw folder (conditions checked against `bounds`, see `read_conditions`).
 
     Every film needs at least one frame and curves in both directions (every composite: curves in both
     directions). A film or composite lacking them raises (`on_missing="error"`) or is dropped, logged and listed
@@ -376,7 +408,7 @@ def load_raw_dataset(raw_dir: str | Path, on_missing: OnMissing = "error") -> Ra
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', not {on_missing!r}")
     raw_dir = Path(raw_dir)
-    conditions = read_conditions(raw_dir)
+    conditions = read_conditions(raw_dir, bounds)
     frames, curves = read_frames_table(raw_dir), read_curves_table(raw_dir)
     known = set(conditions[FILM_ID])
     check_known_ids(frames, FILM_ID, known, raw_dir / FRAMES_CSV, CONDITIONS_CSV)
@@ -386,7 +418,7 @@ def load_raw_dataset(raw_dir: str | Path, on_missing: OnMissing = "error") -> Ra
         f"no SEM frames in {FRAMES_CSV}": set(frames[FILM_ID]),
         **_direction_sets(curves, FILM_ID, CURVES_CSV),
     })
-    skipped = _handle_incomplete(problems, "film", raw_dir, on_missing)
+    skipped = handle_incomplete(problems, "film", raw_dir, on_missing)
     dropped = {film_id for film_id, _ in skipped}
     dataset = RawDataset(
         raw_dir=raw_dir,
@@ -428,18 +460,20 @@ def _incomplete(ids: pd.Series, present: Mapping[str, set[str]]) -> list[tuple[s
     return problems
 
 
-def _handle_incomplete(
+def handle_incomplete(
     problems: list[tuple[str, str]], what: str, raw_dir: Path, on_missing: OnMissing
 ) -> list[tuple[str, str]]:
-    """Raise for incomplete items, or log and return them as skipped."""
+    """Raise for incomplete items (one error listing them), or log and return them as skipped."""
     if not problems:
         return []
+    if on_missing not in ("error", "skip"):
+        raise ValueError(f"on_missing must be 'error' or 'skip', not {on_missing!r}")
     listed = "; ".join(f"{item}: {reason}" for item, reason in problems[:MAX_LISTED])
     more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
     if on_missing == "error":
         raise RawDataError(
             f"{raw_dir}: {len(problems)} {what}(s) incomplete: {listed}{more}. Add the missing data, or load with "
-            f"on_missing='skip' to leave them out"
+            f"on_missing='skip' (params.yaml data.on_missing) to leave them out"
         )
     logger.warning("%s: skipping %d incomplete %s(s): %s%s", raw_dir, len(problems), what, listed, more)
     return problems
@@ -462,7 +496,7 @@ def _attach_composites(dataset: RawDataset, known: set[str], dropped: set[str], 
         logger.warning("skipping %d composite(s) of skipped films: %s", len(skipped), skipped[:MAX_LISTED])
     remaining = _drop(composites, COMPOSITE_ID, {c for c, _ in skipped})
     problems = _incomplete(remaining[COMPOSITE_ID], _direction_sets(curves, COMPOSITE_ID, COMPOSITE_CURVES_CSV))
-    skipped += _handle_incomplete(problems, "composite", raw_dir, on_missing)
+    skipped += handle_incomplete(problems, "composite", raw_dir, on_missing)
     gone = {c for c, _ in skipped}
     dataset.composites = _drop(composites, COMPOSITE_ID, gone)
     dataset.composite_curves = _drop(curves, COMPOSITE_ID, gone)

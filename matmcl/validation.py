@@ -1,7 +1,9 @@
 """Great Expectations suites for the pipeline's tables, run on DataFrames in one cached ephemeral context.
 
 `validate(df, "table")` returns a `ValidationReport` whose failures name the column and show example values and
-DataFrame index labels; `report.raise_for_failures()` raises `ValidationError` listing them all. GX is imported
+DataFrame index labels; `report.raise_for_failures()` raises `ValidationError` listing them all. Conditions are
+checked against the same physical bounds (`matmcl.config.BoundsConfig`) that `matmcl.rawdata` enforces when it reads
+conditions.csv, so a table built from raw data the reader accepted never fails on a condition value. GX is imported
 and its context built on first use only (importing GX takes seconds); suites are built once per process.
 """
 
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from matmcl.config import Bound, BoundsConfig
 from matmcl.rawdata import ID_PATTERN, PATH, PIXEL_SIZE_NM
 from matmcl.schema import (
     CONDITION_COLUMNS,
@@ -35,7 +38,7 @@ logger = logging.getLogger(__name__)
 FRACTURE_STRENGTH = "fracture_strength_mpa"
 YIELD_STRENGTH = "yield_strength_mpa"
 
-RANGE_MARGIN = 0.5  # a condition may lie this fraction of its schema range width beyond either end
+RANGE_MARGIN = 0.5  # condition_bounds: this fraction of the schema range width beyond either end
 PHYSICAL_LIMITS: dict[str, tuple[float, float]] = {"humidity_pct": (0.0, 100.0)}  # others: >= 0
 NUMERIC_TYPES: list[str] = ["int32", "int64", "float32", "float64", "Int64Dtype", "Float64Dtype"]
 MAX_EXAMPLES = 5
@@ -72,7 +75,11 @@ class ValidationReport:
 
 
 def condition_bounds(column: str) -> tuple[float, float]:
-    """Accepted interval of a condition: its schema range widened by RANGE_MARGIN, clipped to physical limits."""
+    """A condition's schema range widened by RANGE_MARGIN, clipped to physical limits.
+
+    Not a validity check (the suites use the physical `BoundsConfig`): a heuristic for "looks like physical units"
+    (the authors' bundle importer uses it to tell scaled from physical conditions).
+    """
     low, high = CONDITION_RANGES[column]
     margin = RANGE_MARGIN * (high - low)
     floor, ceiling = PHYSICAL_LIMITS.get(column, (0.0, float("inf")))
@@ -80,16 +87,18 @@ def condition_bounds(column: str) -> tuple[float, float]:
 
 
 def validate(
-    df: pd.DataFrame, suite: str, *, nullable: Iterable[str] = (), check_ranges: bool = True
+    df: pd.DataFrame, suite: str, *, nullable: Iterable[str] = (), check_ranges: bool = True,
+    bounds: BoundsConfig | None = None,
 ) -> ValidationReport:
     """Run the named suite (one of SUITES) on `df`.
 
     `nullable`: columns allowed to hold nulls (e.g. yield strength of the authors' bundle).
-    `check_ranges=False` skips the condition range checks (for conditions kept in scaled units).
+    `check_ranges=False` skips the condition bound checks (for conditions kept in scaled units).
+    `bounds`: the physical condition bounds (default `BoundsConfig()`; pass params.yaml's `bounds`).
     """
     if suite not in SUITE_COLUMNS:
         raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
-    definition = _validation_definition(suite, frozenset(nullable), check_ranges)
+    definition = _validation_definition(suite, frozenset(nullable), check_ranges, bounds or BoundsConfig())
     n_expectations = len(definition.suite.expectations)
     missing = [c for c in SUITE_COLUMNS[suite] if c not in df.columns]
     if missing:
@@ -124,10 +133,18 @@ def _numeric(column: str) -> Check:
     return Check("ExpectColumnValuesToBeInTypeList", "a non-numeric dtype", kwargs)
 
 
-def _between(column: str, low: float, high: float | None = None, strict_low: bool = False) -> Check:
-    interval = f"{'(' if strict_low else '['}{low:g}, {'inf)' if high is None else f'{high:g}]'}"
-    kwargs = {"column": column, "min_value": low, "max_value": high, "strict_min": strict_low}
+def _between(column: str, low: float, high: float | None = None, strict_low: bool = False,
+             strict_high: bool = False) -> Check:
+    upper = "inf)" if high is None else f"{high:g}{')' if strict_high else ']'}"
+    interval = f"{'(' if strict_low else '['}{low:g}, {upper}"
+    kwargs = {"column": column, "min_value": low, "max_value": high, "strict_min": strict_low,
+              "strict_max": strict_high}
     return Check("ExpectColumnValuesToBeBetween", f"values outside {interval}", kwargs)
+
+
+def _within(column: str, bound: Bound) -> Check:
+    """The physical bound of a condition column (the one matmcl.rawdata enforces)."""
+    return _between(column, bound.min, bound.max, bound.min_exclusive, bound.max_exclusive)
 
 
 def _in_set(column: str, values: Iterable[Any]) -> Check:
@@ -143,10 +160,10 @@ def _id_checks(unique: bool) -> list[Check]:
     return checks
 
 
-def _condition_checks(check_ranges: bool) -> list[Check]:
+def _condition_checks(check_ranges: bool, bounds: BoundsConfig) -> list[Check]:
     checks = [_numeric(c) for c in CONDITION_COLUMNS]
     if check_ranges:
-        checks += [_between(c, *condition_bounds(c)) for c in CONDITION_COLUMNS]
+        checks += [_within(c, getattr(bounds, c)) for c in CONDITION_COLUMNS]
     return checks
 
 
@@ -168,15 +185,17 @@ def _property_checks() -> list[Check]:
     )
 
 
-def suite_checks(suite: str, nullable: Iterable[str] = (), check_ranges: bool = True) -> list[Check]:
+def suite_checks(suite: str, nullable: Iterable[str] = (), check_ranges: bool = True,
+                 bounds: BoundsConfig | None = None) -> list[Check]:
     """Every check of a suite: not-null for each of its columns except `nullable`, then its own checks."""
     checks = [_not_null(c) for c in SUITE_COLUMNS[suite] if c not in set(nullable)]
+    bounds = bounds or BoundsConfig()
     if suite == "conditions":
-        return checks + _id_checks(unique=True) + _condition_checks(check_ranges)
+        return checks + _id_checks(unique=True) + _condition_checks(check_ranges, bounds)
     if suite == "properties":
         return checks + _id_checks(unique=False) + _direction_checks() + _property_checks()
     if suite == "table":
-        return (checks + _id_checks(unique=False) + _condition_checks(check_ranges) + _direction_checks()
+        return (checks + _id_checks(unique=False) + _condition_checks(check_ranges, bounds) + _direction_checks()
                 + _property_checks() + [_in_set(SPLIT, SPLIT_NAMES)])
     return checks + _id_checks(unique=False) + [_numeric(PIXEL_SIZE_NM), _between(PIXEL_SIZE_NM, 0, strict_low=True)]
 
@@ -202,16 +221,18 @@ def _gx_context() -> tuple[Any, Any]:
 
 
 @functools.cache
-def _validation_definition(suite: str, nullable: frozenset[str], check_ranges: bool) -> ValidationDefinition:
+def _validation_definition(suite: str, nullable: frozenset[str], check_ranges: bool, bounds: BoundsConfig
+                           ) -> ValidationDefinition:
     """Build (once per process and option set) the GX validation definition of a suite."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     context, batch_definition = _gx_context()
-    name = f"{suite}|nullable={','.join(sorted(nullable))}|ranges={check_ranges}"
+    limits = ",".join(f"{c}={b}" for c, b in bounds.items()) if check_ranges else ""
+    name = f"{suite}|nullable={','.join(sorted(nullable))}|ranges={check_ranges}|{limits}"
     expectations = [
         getattr(gxe, check.expectation)(**check.kwargs, meta={"problem": check.problem})
-        for check in suite_checks(suite, nullable, check_ranges)
+        for check in suite_checks(suite, nullable, check_ranges, bounds)
     ]
     gx_suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
     logger.debug("built GX suite %s with %d expectations", name, len(expectations))

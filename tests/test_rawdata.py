@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from matmcl.config import Bound, BoundsConfig, load_params, section
 from matmcl.rawdata import (
     RawDataError,
     check_frame_size,
@@ -19,9 +20,11 @@ from matmcl.rawdata import (
     load_sem_image,
     read_conditions,
     read_curves_table,
+    read_frames_table,
 )
-from matmcl.schema import CONDITION_RANGES, DIRECTION, FILM_ID, LONGITUDINAL, TRANSVERSE
+from matmcl.schema import CONDITION_COLUMNS, CONDITION_RANGES, DIRECTION, FILM_ID, LONGITUDINAL, TRANSVERSE
 
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 FILMS = ("F001", "F002", "F003")
 FRAME_HEIGHT, FRAME_WIDTH, INFO_BAR = 96, 80, 16
 DIRECTIONS = ("longitudinal", "transverse")
@@ -119,7 +122,69 @@ def test_out_of_range_condition_is_accepted_with_a_warning(raw: Path, caplog: py
     assert "voltage_kv outside the usual range" in caplog.text and "rows 3" in caplog.text
 
 
+# --- physically impossible conditions -----------------------------------------------------------------------------
+
+
+def test_negative_flow_rate_names_file_row_column_and_bound(raw: Path) -> None:
+    edit_csv(raw / "conditions.csv", set_cell(1, "flow_rate_ml_h", "-0.5"))
+    message = error_of(lambda: read_conditions(raw))
+    assert message.startswith(
+        f"{raw / 'conditions.csv'}: row 3, column 'flow_rate_ml_h': -0.5 is physically impossible, outside (0, 100]"
+    )
+    assert "params.yaml `bounds`" in message and "header = row 1" in message
+    assert error_of(lambda: load_raw_dataset(raw, on_missing="skip")) == message  # every reader of the folder
+
+
+def test_million_kilovolts_and_other_impossible_values_are_one_error(raw: Path) -> None:
+    edit_csv(raw / "conditions.csv", set_cell(0, "voltage_kv", "1e6"))
+    edit_csv(raw / "conditions.csv", set_cell(2, "voltage_kv", "-3"))
+    edit_csv(raw / "conditions.csv", set_cell(1, "humidity_pct", "120"))
+    message = error_of(lambda: read_conditions(raw))
+    assert "row 2, column 'voltage_kv': 1e+06 is physically impossible, outside (0, 60] (also rows 4)" in message
+    assert "row 3, column 'humidity_pct': 120 is physically impossible, outside [0, 100]" in message
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "accepted"),
+    [("flow_rate_ml_h", "0", False), ("concentration_wt_pct", "100", False), ("voltage_kv", "60", True),
+     ("drum_speed_rpm", "0", True), ("temperature_c", "-51", False), ("humidity_pct", "100", True),
+     ("humidity_pct", "0", True), ("humidity_pct", "100.5", False)],
+)
+def test_bound_ends_are_open_or_closed_as_documented(raw: Path, column: str, value: str, accepted: bool) -> None:
+    edit_csv(raw / "conditions.csv", set_cell(0, column, value))
+    if accepted:
+        assert read_conditions(raw).loc[0, column] == float(value)
+    else:
+        assert f"row 2, column '{column}': {float(value):g} is physically impossible" in error_of(
+            lambda: read_conditions(raw))
+
+
+def test_bounds_come_from_params_and_can_be_changed(raw: Path) -> None:
+    bounds = section(load_params(PARAMS), "bounds", BoundsConfig)
+    assert bounds == BoundsConfig() and [column for column, _ in bounds.items()] == list(CONDITION_COLUMNS)
+    assert str(bounds.flow_rate_ml_h) == "(0, 100]" and str(bounds.concentration_wt_pct) == "(0, 100)"
+    edit_csv(raw / "conditions.csv", set_cell(0, "voltage_kv", "1e6"))
+    wide = section({"bounds": {"voltage_kv": [0, 2e6]}}, "bounds", BoundsConfig)  # list form: both ends closed
+    assert wide.voltage_kv == Bound(0.0, 2e6) and wide.humidity_pct == BoundsConfig().humidity_pct
+    assert read_conditions(raw, wide).loc[0, "voltage_kv"] == 1e6
+    with pytest.raises(ValueError, match="bounds', voltage_kv: .* is not a bound"):
+        BoundsConfig(voltage_kv={"min": 0, "maximum": 60})
+    with pytest.raises(ValueError, match="min must be below max"):
+        Bound(5.0, 1.0)
+
+
 # --- table defects -----------------------------------------------------------------------------------------------
+
+
+def test_empty_or_absent_info_bar_means_detect_and_a_bad_one_is_named(raw: Path) -> None:
+    edit_csv(raw / "sem/frames.csv", set_cell(1, "info_bar_px", ""))
+    frames = read_frames_table(raw)
+    assert frames["info_bar_px"].isna().tolist() == [False, True, False]
+    assert frames["info_bar_px"].iloc[0] == INFO_BAR
+    edit_csv(raw / "sem/frames.csv", lambda df: df.drop(columns=["info_bar_px"]))
+    assert read_frames_table(raw)["info_bar_px"].isna().all()
+    edit_csv(raw / "sem/frames.csv", lambda df: df.assign(info_bar_px=["16", "-2", ""]))
+    assert "row 3, column 'info_bar_px': '-2' is not a whole number >= 0" in error_of(lambda: read_frames_table(raw))
 
 
 def test_missing_column_lists_the_expected_names(raw: Path) -> None:

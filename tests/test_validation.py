@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from matmcl.config import Bound, BoundsConfig
+from matmcl.predict import PredictionInputError, Predictor, check_conditions
 from matmcl.schema import CONDITION_COLUMNS, CONDITION_RANGES, DIRECTION, FILM_ID, PROPERTY_COLUMNS
 from matmcl.validation import ValidationError, condition_bounds, validate
 
@@ -66,13 +68,16 @@ def test_good_table_passes_every_suite() -> None:
             "columns 'film_id', 'direction': 2 row(s) with duplicate (film_id, direction) pairs",
         ),
         (with_cell(4, "split", "tst"), "column 'split': 1 row(s) with values not in ['train', 'val', 'test']"),
-        (with_cell(1, "voltage_kv", 250.0), "column 'voltage_kv': 1 row(s) with values outside [5.5, 31.5]"),
+        (with_cell(1, "voltage_kv", 250.0), "column 'voltage_kv': 1 row(s) with values outside (0, 60], e.g. [250.0]"),
+        (with_cell(2, "concentration_wt_pct", 100.0), "column 'concentration_wt_pct': 1 row(s) with values outside "
+                                                      "(0, 100), e.g. [100.0] at index [2]"),
         (
             with_cell(0, "elongation_at_break_pct", 0.0),
             "column 'elongation_at_break_pct': 1 row(s) with values outside (0, inf), e.g. [0.0] at index [0]",
         ),
     ],
-    ids=["yield-above-fracture", "direction-2", "null", "duplicate-pair", "split", "range", "not-positive"],
+    ids=["yield-above-fracture", "direction-2", "null", "duplicate-pair", "split", "range", "open-end",
+         "not-positive"],
 )
 def test_table_suite_reports_each_defect(change: Callable[[pd.DataFrame], pd.DataFrame], expected: str) -> None:
     report = validate(change(good_table()), "table")
@@ -113,6 +118,31 @@ def test_patches_suite() -> None:
         "column 'path': 1 row(s) with null values at index [1]",
         "column 'pixel_size_nm': 1 row(s) with values outside (0, inf), e.g. [0.0] at index [2]",
     ]
+
+
+def test_suites_accept_what_the_raw_reader_accepts() -> None:
+    """Out of the training range but physically possible (the reader only warns): no suite failure later."""
+    table = good_table()
+    table.loc[1, "voltage_kv"], table.loc[2, "drum_speed_rpm"], table.loc[3, "humidity_pct"] = 40.0, 8000.0, 100.0
+    assert validate(table, "table").success
+    assert not validate(with_cell(0, "flow_rate_ml_h", 0.0)(table), "table").success
+    wide = BoundsConfig(voltage_kv=Bound(0.0, 300.0, min_exclusive=True))
+    assert validate(with_cell(1, "voltage_kv", 250.0)(good_table()), "table", bounds=wide).success
+
+
+def test_prediction_rejects_physically_impossible_conditions() -> None:
+    middle = {column: (low + high) / 2 for column, (low, high) in CONDITION_RANGES.items()}
+    conditions = pd.DataFrame([middle, {**middle, "voltage_kv": 1e6}, middle])
+    with pytest.raises(PredictionInputError, match=r"physically impossible value of voltage_kv in row\(s\) \[1\]: "
+                                                   r"1e\+06 is outside \(0, 60\]"):
+        check_conditions(conditions)
+    predictor = Predictor.__new__(Predictor)  # the inputs are checked before the model is touched
+    with pytest.raises(PredictionInputError, match="voltage_kv in row"):
+        predictor.predict(conditions)
+    with pytest.raises(PredictionInputError, match=r"flow_rate_ml_h in row\(s\) \[0, 2\]: -0.2 is outside \(0, 100\]"):
+        check_conditions(conditions.assign(flow_rate_ml_h=[-0.2, 0.5, -1.0]))
+    unusual = check_conditions(conditions.assign(voltage_kv=[40.0, 12.0, 59.0]))  # outside training range only
+    assert unusual["voltage_kv"].tolist() == [40.0, 12.0, 59.0]
 
 
 def test_condition_bounds_widen_the_schema_range_within_physical_limits() -> None:

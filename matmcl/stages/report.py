@@ -26,7 +26,8 @@ from matmcl.schema import (
     TRANSVERSE,
 )
 from matmcl.sem.patching import tile_frame
-from matmcl.stages.context import StageContext
+from matmcl.lineage import data_version
+from matmcl.stages.context import StageContext, StageResult
 
 STAGE_METRICS = ("preprocess", "tensile", "features", "tables")
 N_EXAMPLE_PATCHES = 4
@@ -78,10 +79,23 @@ def plot_properties(table: pd.DataFrame, features: pd.DataFrame, path: Path) -> 
     return save_figure(fig, path)
 
 
-def data_report(ctx: StageContext) -> dict[str, Any]:
+def skipped_films(stage: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every film left out by any data stage (no frames, no curves, a direction lost to bad curves, ...), once,
+    with all its reasons; the `tables` stage's generic reason only when no earlier stage gave one."""
+    reasons: dict[str, list[str]] = {}
+    for name in ("preprocess", "tensile", "tables"):
+        for item in stage[name].get("skipped_films", []):
+            listed = reasons.setdefault(item[FILM_ID], [])
+            if item["reason"] not in listed and not (name == "tables" and listed):
+                listed.append(item["reason"])
+    return [{FILM_ID: film, "reasons": listed} for film, listed in sorted(reasons.items())]
+
+
+def data_report(ctx: StageContext) -> StageResult:
     """Merge the stage metrics into reports/data.json and write the data plots; return both."""
     ws = ctx.workspace
     stage = {name: _read_metrics(ws.reports, name) for name in STAGE_METRICS}
+    skipped = skipped_films(stage)
     data = {
         "n_films": stage["tables"].get("n_films"),
         "n_frames": stage["preprocess"].get("n_frames"),
@@ -89,9 +103,11 @@ def data_report(ctx: StageContext) -> dict[str, Any]:
         "patch_throughput_per_s": stage["preprocess"].get("patch_throughput_per_s"),
         "n_curves": stage["tensile"].get("n_curves"),
         "n_skipped_curves": len(stage["tensile"].get("skipped_curves", [])),
-        "n_skipped_films": len(stage["preprocess"].get("skipped_films", [])),
+        "n_skipped_films": len(skipped),
+        "n_skipped_composites": len(stage["tensile"].get("skipped_composites", [])),
         "n_composites": stage["tables"].get("n_composites"),
-        "data_version": stage["tables"].get("data_version"),
+        "data_version": data_version(ws.processed),
+        "skipped_films": skipped,
     }
     for key, source in (("tensile_rel_error", "tensile"), ("feature_error", "features")):
         if key in stage[source]:
@@ -105,4 +121,4 @@ def data_report(ctx: StageContext) -> dict[str, Any]:
         "features": plot_feature_histograms(features, ws.reports / "data_features.png"),
         "properties": plot_properties(table, features, ws.reports / "data_properties.png"),
     }
-    return {"metrics": data, "plots": plots}
+    return StageResult(data, plots)
