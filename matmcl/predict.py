@@ -3,7 +3,9 @@
 Conditions only (virtual screening) uses the `matmcl_conditions` head; when SEM patches are given for a row, that
 row is predicted by the `matmcl_fusion` head, averaged over its patches. Input checks: a missing condition column,
 a non-numeric or missing (NaN) value raise `PredictionInputError` naming the column and rows; values outside the
-training range are predicted but flagged in the `out_of_range` column and logged as a warning.
+training range are predicted but flagged in the `out_of_range` column and logged as a warning. `Predictor.load`
+refuses (LineageError) models trained on other data than the processed folder holds, and heads trained on another
+SGPT model than the one beside them.
 """
 
 from __future__ import annotations
@@ -17,22 +19,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from matmcl.artifacts import HEADS_DIR, SGPT_DIR
+from matmcl.config import BoundsConfig
 from matmcl.models.heads import PropertyHead
 from matmcl.models.sgpt import FUSED, SGPTModel
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, DIRECTION_NAMES, PROPERTY_COLUMNS, TRANSVERSE
 from matmcl.sem.histmatch import load_reference, match_histogram
 from matmcl.sem.patching import tile_frame
 from matmcl.training.data import PATCHES_FILE, ConditionScaler, ProcessedData, RowPatches, read_patch
-from matmcl.training.properties import (
-    HEADS_DIR,
-    SGPT_DIR,
-    TargetScaler,
-    embed_conditions,
-    embed_pairs,
-    load_head,
-    predict_rows,
-)
-from matmcl.training.pretrain import load_sgpt
+from matmcl.training.properties import TargetScaler, embed_conditions, embed_pairs, load_head, predict_rows
+from matmcl.training.pretrain import check_sgpt, load_sgpt
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +51,10 @@ def _positions(flags: pd.Series | np.ndarray, limit: int = 10) -> list[int]:
     return np.flatnonzero(np.asarray(flags))[:limit].tolist()
 
 
-def check_conditions(conditions: pd.DataFrame) -> pd.DataFrame:
-    """The six condition columns as floats; raises PredictionInputError for missing columns, text or NaN."""
+def check_conditions(conditions: pd.DataFrame, bounds: BoundsConfig | None = None) -> pd.DataFrame:
+    """The six condition columns as floats; raises PredictionInputError for missing columns, text, NaN, infinite
+    or physically impossible values (outside `bounds`, default `BoundsConfig()`: the bounds raw data is read with).
+    Values merely outside the training range are not rejected here (Predictor.predict flags them)."""
     if len(conditions) == 0:
         raise PredictionInputError("no condition rows to predict")
     missing = [c for c in CONDITION_COLUMNS if c not in conditions.columns]
@@ -71,7 +69,33 @@ def check_conditions(conditions: pd.DataFrame) -> pd.DataFrame:
     infinite = ~np.isfinite(values.to_numpy())
     if infinite.any():
         raise PredictionInputError(f"infinite condition value in row(s) {_positions(infinite.any(axis=1))}")
+    for column, bound in (bounds or BoundsConfig()).items():
+        impossible = ~bound.contains(values[column].to_numpy(dtype=float))
+        if impossible.any():
+            raise PredictionInputError(
+                f"physically impossible value of {column} in row(s) {_positions(impossible)}: "
+                f"{values[column].to_numpy(dtype=float)[impossible][0]:g} is outside {bound} (params.yaml bounds)")
     return values.astype(float).reset_index(drop=True)
+
+
+def check_direction(rows: pd.DataFrame) -> np.ndarray:
+    """The `direction` column as integer flags (1 longitudinal, 0 transverse); PredictionInputError otherwise."""
+    if DIRECTION not in rows.columns:
+        raise PredictionInputError(f"missing column {DIRECTION!r}: 1 (longitudinal) or 0 (transverse) per row")
+    flags = pd.to_numeric(rows[DIRECTION], errors="coerce")
+    bad = ~flags.isin(list(DIRECTION_NAMES))
+    if bad.any():
+        raise PredictionInputError(f"{DIRECTION} must be 1 (longitudinal) or 0 (transverse); not in row(s) "
+                                   f"{_positions(bad)}")
+    return flags.to_numpy(dtype=np.int64)
+
+
+@torch.no_grad()
+def predict_conditions(sgpt: SGPTModel, head: PropertyHead, targets: TargetScaler, scaler: ConditionScaler,
+                       rows: pd.DataFrame) -> np.ndarray:
+    """The conditions head's five properties (physical units) for rows of the six conditions and `direction`."""
+    x = torch.from_numpy(scaler.inputs(rows))
+    return predict_rows(head, embed_conditions(sgpt, x, CPU), targets, CPU)
 
 
 def patches_from_frame(frame: np.ndarray, info_bar_px: int, tile_px: int, reference: np.ndarray) -> list[np.ndarray]:
@@ -110,10 +134,15 @@ class Predictor:
 
     @classmethod
     def load(cls, models_dir: str | Path, processed_dir: str | Path) -> Predictor:
-        """From models_dir/sgpt, models_dir/property/<variant> and the processed folder (scaler, training range)."""
+        """From models_dir/sgpt, models_dir/property/<variant> and the processed folder (scaler, training range).
+
+        LineageError when SGPT was trained on other data than `processed_dir` holds, or the heads on other data or
+        another SGPT model.
+        """
         models_dir, processed_dir = Path(models_dir), Path(processed_dir)
+        sources = check_sgpt(models_dir / SGPT_DIR, processed_dir)
         sgpt, pretrain_config = load_sgpt(models_dir / SGPT_DIR)
-        heads = {v: load_head(models_dir / HEADS_DIR / v) for v in (CONDITIONS_MODEL, FUSION_MODEL)
+        heads = {v: load_head(models_dir / HEADS_DIR / v, sources) for v in (CONDITIONS_MODEL, FUSION_MODEL)
                  if (models_dir / HEADS_DIR / v).is_dir()}
         if CONDITIONS_MODEL not in heads:
             raise FileNotFoundError(f"{models_dir / HEADS_DIR / CONDITIONS_MODEL} is missing; train the heads first")
@@ -137,20 +166,20 @@ class Predictor:
         return patches_from_frame(frame, info_bar_px, self.patch_px, self.reference)
 
     @torch.no_grad()
-    def predict(self, conditions: pd.DataFrame, images: Sequence[Patches | None] | None = None) -> pd.DataFrame:
+    def predict(self, conditions: pd.DataFrame, images: Sequence[Patches | None] | None = None,
+                bounds: BoundsConfig | None = None) -> pd.DataFrame:
         """Five properties in physical units for each condition row × both directions.
 
         `images` (optional): one entry per condition row, a list of preprocessed patches (2-D uint8, histogram-
         matched, e.g. from `patches_from_frame`) or None; rows with patches use the fusion head. Columns of the
         result: `row` (input position), the six conditions, `direction`, `direction_name`, the five properties,
-        `model` and `out_of_range`.
+        `model` and `out_of_range`. Physically impossible conditions (outside `bounds`, default `BoundsConfig()`)
+        raise PredictionInputError.
         """
-        values = check_conditions(conditions)
+        values = check_conditions(conditions, bounds)
         rows = pd.concat([values.assign(**{DIRECTION: flag}) for flag in sorted(DIRECTION_NAMES)])
         rows = rows.rename_axis(ROW).reset_index().sort_values([ROW, DIRECTION], kind="stable", ignore_index=True)
-        x = torch.from_numpy(self.scaler.inputs(rows))
-        head, targets = self.heads[CONDITIONS_MODEL]
-        prediction = predict_rows(head, embed_conditions(self.sgpt, x, CPU), targets, CPU)
+        prediction = predict_conditions(self.sgpt, *self.heads[CONDITIONS_MODEL], self.scaler, rows)
         model = np.full(len(rows), CONDITIONS_MODEL, dtype=object)
         if images is not None:
             _check_patches(images, len(values))
@@ -158,7 +187,7 @@ class Predictor:
             if with_images.any():
                 if FUSION_MODEL not in self.heads:
                     raise FileNotFoundError(f"no {FUSION_MODEL} head was trained: cannot use SEM images")
-                prediction[with_images] = self._fusion(rows[with_images], x[with_images], images)
+                prediction[with_images] = self._fusion(rows[with_images], images)
                 model[with_images] = FUSION_MODEL
         out = rows.assign(**{DIRECTION_NAME: rows[DIRECTION].map(DIRECTION_NAMES)})
         out[list(PROPERTY_COLUMNS)] = prediction
@@ -170,11 +199,11 @@ class Predictor:
                         "; ".join(f"row {r.row}: {r.out_of_range}" for r in flagged.itertuples()))
         return out
 
-    def _fusion(self, rows: pd.DataFrame, x: torch.Tensor, images: Sequence[Patches | None]) -> np.ndarray:
+    def _fusion(self, rows: pd.DataFrame, images: Sequence[Patches | None]) -> np.ndarray:
         """Fusion-head predictions of rows that have patches, averaged over each row's patches."""
         per_row = [images[i] for i in rows[ROW]]
         pairs = RowPatches(
-            inputs=x,
+            inputs=torch.from_numpy(self.scaler.inputs(rows)),
             transverse=torch.from_numpy(rows[DIRECTION].to_numpy() == TRANSVERSE),
             pixels=torch.from_numpy(np.stack([p for patches in per_row for p in patches]))[:, None],
             row=torch.from_numpy(np.repeat(np.arange(len(rows)), [len(p) for p in per_row])),
