@@ -1,5 +1,6 @@
-"""Tests of SGPT pre-training, property prediction, evaluation reports, prediction and tracking, on a tiny
-fabricated processed folder (docs/processed-format.md) with a tiny model."""
+"""Tests of SGPT pre-training, property prediction, evaluation reports, prediction, model lineage and the tracked
+stages (with the MLflow pyfunc), on a tiny fabricated processed folder (docs/processed-format.md) with a tiny
+model."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +17,25 @@ import pytest
 import torch
 from PIL import Image
 
-from matmcl.config import TrackingConfig
+from matmcl import cli
+from matmcl.artifacts import HEADS_DIR, SGPT_DIR
+from matmcl.codebase import code_version
+from matmcl.lineage import LineageError, data_version, fingerprint, params_hash, read_lineage
 from matmcl.predict import PredictionInputError, Predictor
 from matmcl.predict_cli import add_predict_arguments, cmd_predict
 from matmcl.schema import CONDITION_COLUMNS, CONDITION_RANGES, DIRECTION, FEATURE_COLUMNS, FILM_ID, PROPERTY_COLUMNS
-from matmcl.tracking import NullRun, content_hash, data_version, tracking_run
+from matmcl.stages import training as stages
+from matmcl.stages.context import StageContext
+from matmcl.tracking import PARENT_TAG, PIPELINE_TAG, STAGE_TAG
+from matmcl.training import properties
 from matmcl.training.config import EvaluationConfig, PretrainConfig, PropertyConfig
 from matmcl.training.data import PretrainBatches, ProcessedData, RowPatches, model_images
 from matmcl.training.evaluate import evaluate
 from matmcl.training.pretrain import pretrain, warmup_linear_decay
-from matmcl.training.properties import SGPT_DIR, PropertyData, fit_predict, train_heads
+from matmcl.training.properties import PropertyData, fit_predict, train_heads
 
 REPO = Path(__file__).resolve().parents[1]
+SERVED = ("matmcl_conditions", "matmcl_fusion")
 N_FILMS, N_PATCHES, PATCH_PX, IMAGE_PX = 20, 3, 24, 16
 SPLIT_COUNTS = {"train": 10, "val": 5, "test": 5}
 PRETRAIN = PretrainConfig(model="tiny", image_size=IMAGE_PX, batch_size=8, lr=3e-3, epochs=6, checkpoint_every=1,
@@ -203,31 +212,57 @@ def write_ground_truth(raw: Path, processed: Path) -> None:
     table[[FILM_ID, DIRECTION, *PROPERTY_COLUMNS]].to_parquet(raw / "ground_truth" / "properties.parquet")
 
 
-def test_evaluation_reports_have_the_documented_keys(workspace: Path, processed: Path, tmp_path: Path):
+CV_EVALUATION = dataclasses.replace(EVALUATION, folds=2, bootstrap=20, learning_curve=(0.5, 1.0))
+CV_PROPERTY = dataclasses.replace(PROPERTY, seeds=(0,), fusion_designs=("fused", "table_image"))
+CV_PRETRAIN = dataclasses.replace(PRETRAIN, epochs=2)
+
+
+@pytest.fixture(scope="module")
+def cv_reports(workspace: Path, processed: Path, tmp_path_factory) -> tuple[dict, Path]:
+    tmp_path = tmp_path_factory.mktemp("cv")
     write_ground_truth(tmp_path / "raw", processed)
-    out = evaluate(processed, workspace / "models" / SGPT_DIR, tmp_path / "reports", PROPERTY, EVALUATION,
-                   raw_dir=tmp_path / "raw", progress=False)
-    report = json.loads((tmp_path / "reports" / "property.json").read_text())
-    assert set(report["variants"]) == set(PROPERTY.variants)
-    for variant in PROPERTY.variants:
+    out = evaluate(processed, workspace / "models" / SGPT_DIR, tmp_path / "reports", CV_PROPERTY, CV_EVALUATION,
+                   raw_dir=tmp_path / "raw", progress=False, pretrain_config=CV_PRETRAIN)
+    return out, tmp_path / "reports"
+
+
+def test_evaluation_reports_have_the_documented_keys(cv_reports):
+    out, reports = cv_reports
+    report = json.loads((reports / "property.json").read_text())
+    assert report["protocol"]["folds"] == 2 and report["protocol"]["repeats"] == 1
+    assert report["protocol"]["n_films"] == N_FILMS
+    assert set(report["variants"]) == set(CV_PROPERTY.variants)
+    for variant in CV_PROPERTY.variants:
         for prop in PROPERTY_COLUMNS:
-            assert set(report["variants"][variant][prop]) == {"r2_mean", "r2_sd", "rmse_mean", "rmse_sd"}
-    # The structure ceiling here is the measured table itself: R² = 1.
-    assert report["oracle_r2_structure"] == {prop: pytest.approx(1.0) for prop in PROPERTY_COLUMNS}
-    assert set(report["oracle_r2_conditions"]) == set(PROPERTY_COLUMNS)
-    alignment = json.loads((tmp_path / "reports" / "alignment.json").read_text())
+            entry = report["variants"][variant][prop]
+            assert {"r2_mean", "r2_sd", "r2_ci95", "r2_L_mean", "r2_T_mean", "r2_dir_mean", "r2_dir_ci95",
+                    "rmse_mean"} <= set(entry)
+            assert len(report["per_fold"][variant]) == 2
+    # The structure ceiling here is the measured table itself: R² = 1 pooled and within each direction.
+    for prop in PROPERTY_COLUMNS:
+        ceiling = report["ceilings"]["structure"][prop]
+        assert ceiling["r2_mean"] == pytest.approx(1.0) and ceiling["r2_L_mean"] == pytest.approx(1.0)
+        assert ceiling["r2_T_mean"] == pytest.approx(1.0)
+    assert set(report["ceilings"]["conditions"]) == set(PROPERTY_COLUMNS)
+    pair = report["paired"]["matmcl_conditions__vs__gbm_conditions"]["fracture_strength_mpa"]
+    assert {"delta_r2_mean", "delta_r2_ci95", "folds_won"} <= set(pair) and 0 <= pair["folds_won"] <= 2
+    assert set(report["fusion_choices"]) <= {"fused", "table_image"} and len(report["fusion_choices"]) == 2
+    assert "matmcl_conditions_clip" in report["ablations"]
+    assert set(report["learning_curve"]["variants"]["no_sgpt"]) == {"0.5", "1.0"}
+    alignment = json.loads((reports / "alignment.json").read_text())
     assert {"similarity", "ipr", "feature_correlation", "knn_probe_r2"} <= set(alignment)
-    assert set(alignment["knn_probe_r2"]) == {"conditions", "condition_embedding", "image_embedding",
-                                              "fused_embedding"}
     assert all(Path(p).is_file() for p in out["plots"])
-    assert (tmp_path / "reports" / "evaluation" / "parity_matmcl_fusion.png").is_file()
+    assert (reports / "evaluation" / "parity_matmcl_fusion.png").is_file()
+    assert (reports / "evaluation" / "paired_forest.png").is_file()
 
 
 def test_evaluation_without_ground_truth_omits_ceilings(workspace: Path, processed: Path, tmp_path: Path):
     config = dataclasses.replace(PROPERTY, variants=("ridge_conditions",), seeds=(0,))
-    report = evaluate(processed, workspace / "models" / SGPT_DIR, tmp_path, config, EVALUATION,
-                      progress=False)["property"]
-    assert "oracle_r2_conditions" not in report and "oracle_r2_structure" not in report
+    evaluation = dataclasses.replace(CV_EVALUATION, ablations=False, learning_curve=(1.0,),
+                                     learning_curve_variants=("ridge_conditions",), paired=())
+    report = evaluate(processed, workspace / "models" / SGPT_DIR, tmp_path, config, evaluation,
+                      progress=False, pretrain_config=CV_PRETRAIN)["property"]
+    assert "ceilings" not in report
     assert any("ground truth" in note for note in report["notes"])
 
 
@@ -311,56 +346,130 @@ def test_predict_command_writes_both_directions(workspace: Path, processed: Path
         cmd_predict(parser.parse_args([]))
 
 
-# ---------------------------------------------------------------- tracking
-
-
-def test_data_version_follows_the_tables(processed: Path, tmp_path: Path):
-    assert data_version(processed) == content_hash(processed)  # no dvc.lock, no stored version
-    copy = tmp_path / "processed"
-    copy.mkdir()
-    for name in ("table.parquet", "scaler.json"):
-        (copy / name).write_bytes((processed / name).read_bytes())
-    first = content_hash(copy)
-    pd.read_parquet(copy / "table.parquet").head(4).to_parquet(copy / "table.parquet")
-    assert content_hash(copy) != first
-    scaler = json.loads((copy / "scaler.json").read_text())
-    (copy / "scaler.json").write_text(json.dumps({**scaler, "data_version": "abc123"}))
-    assert data_version(copy) == "abc123"
-
-
-def test_tracking_disabled_is_a_no_op():
-    with tracking_run(TrackingConfig(mlflow_uri="sqlite:////nonexistent/x.db"), "r", enabled=False) as run:
-        assert isinstance(run, NullRun)
-        run.log_metrics({"loss": 1.0})
-
-
-@pytest.mark.slow
-def test_tracking_logs_run_model_alias_and_lineage(workspace: Path, tmp_path: Path, monkeypatch):
-    import mlflow
-
-    from matmcl.models.sgpt import SGPTModel
-
-    monkeypatch.chdir(tmp_path)  # artifacts go below the working directory
-    config = TrackingConfig(mlflow_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="test")
-    table = pd.read_parquet(workspace / "data" / "processed" / "table.parquet")
-    with tracking_run(config, "pretrain", data_version="v1", dagster_run_id="dagster-42") as run:
-        run.log_params({"pretrain": {"lr": 0.1}})
-        run.log_metrics({"loss": 2.0, "per": {"table": 1.0, "skipped": float("nan")}}, step=1)
-        run.log_dataset(table, "processed_table", workspace / "data" / "processed" / "table.parquet")
-        run.log_model(SGPTModel.from_pretrained(workspace / "models" / SGPT_DIR), "sgpt", "matmcl-sgpt", "smoke")
-    client = mlflow.MlflowClient(tracking_uri=config.mlflow_uri)
-    logged = client.get_run(run.run_id)
-    assert logged.data.tags["data_version"] == "v1" and logged.data.tags["dagster_run_id"] == "dagster-42"
-    assert logged.data.tags["git_commit"]
-    assert logged.data.params == {"pretrain.lr": "0.1"}
-    assert logged.data.metrics == {"loss": 2.0, "per.table": 1.0}
-    assert [d.dataset.name for d in logged.inputs.dataset_inputs] == ["processed_table"]
-    assert client.get_model_version_by_alias("matmcl-sgpt", "smoke").run_id == run.run_id
-
-
 def test_transformer_style_pretrains_through_the_same_loop(processed: Path, tmp_path: Path):
     config = dataclasses.replace(PRETRAIN, style="transformer", epochs=4)
     result = pretrain(processed, config, tmp_path / "sgpt", progress=False)
     losses = [entry["loss"] for entry in result.history]
     assert losses[-1] < losses[0]
     assert type(result.model.fusion).__name__ == "CrossAttentionFusion"
+
+
+# ---------------------------------------------------------------- lineage
+
+
+def copy_workspace(workspace: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the trained workspace (to break) and its processed folder."""
+    root = shutil.copytree(workspace, tmp_path / "ws")
+    return root, root / "data" / "processed"
+
+
+def test_model_folders_record_data_params_code_and_parent(workspace: Path, processed: Path):
+    models = workspace / "models"
+    sgpt = read_lineage(models / SGPT_DIR, "pretrain")
+    assert sgpt.data_version == data_version(processed) and sgpt.parents == {}
+    assert sgpt.params_hash == params_hash({"pretrain": PRETRAIN})
+    assert sgpt.code_version == code_version("matmcl.training.pretrain")
+    assert sgpt.fingerprint == fingerprint(models / SGPT_DIR)
+    for variant in SERVED:
+        head = read_lineage(models / HEADS_DIR / variant, "heads")
+        assert head.data_version == sgpt.data_version and head.parents == {"sgpt": sgpt.fingerprint}
+        assert head.params_hash == params_hash({"property": PROPERTY})
+        assert head.code_version == code_version("matmcl.training.properties")
+        assert head.fingerprint == fingerprint(models / HEADS_DIR / variant)
+    # Folders are swapped in whole: no temporary siblings; the checkpoint lives outside the model folder.
+    assert sorted(p.name for p in models.iterdir()) == [".sgpt_checkpoint", HEADS_DIR, SGPT_DIR]
+
+
+def test_heads_of_a_replaced_sgpt_model_are_refused(workspace: Path, tmp_path: Path):
+    """What a kill between `pretrain` and `heads` leaves: a new SGPT model beside heads trained on the old one."""
+    root, processed = copy_workspace(workspace, tmp_path)
+    old = fingerprint(root / "models" / SGPT_DIR)
+    pretrain(processed, dataclasses.replace(PRETRAIN, seed=1, epochs=1), root / "models" / SGPT_DIR, progress=False)
+    new = fingerprint(root / "models" / SGPT_DIR)
+    version = data_version(processed)
+    message = (rf"property/matmcl_\w+ was trained on data {version} / sgpt {old}, but the workspace has data "
+               rf"{version} / sgpt {new}: rerun `matmcl heads`")
+    with pytest.raises(LineageError, match=message):
+        Predictor.load(root / "models", processed)
+    flags = [f"--{c.replace('_', '-')}={v}" for c, v in known_conditions(processed, 1).iloc[0].items()]
+    argv = ["--workspace", str(root), "--params", str(REPO / "params.yaml"), "--profile", "smoke", "predict", *flags]
+    assert cli.main(argv) == cli.EXIT_USER_ERROR
+
+
+def test_models_refuse_other_data(workspace: Path, tmp_path: Path):
+    """What a second `matmcl run` with other parameters leaves if it stops after the data stages: new data, old
+    models."""
+    root, processed = copy_workspace(workspace, tmp_path)
+    old = data_version(processed)
+    make_processed(processed, seed=1)
+    new = data_version(processed)
+    assert new != old
+    message = rf"sgpt was trained on data {old}, but the workspace has data {new}: rerun `matmcl pretrain`"
+    for refused in (lambda: Predictor.load(root / "models", processed),
+                    lambda: train_heads(processed, root / "models", PROPERTY),
+                    lambda: evaluate(processed, root / "models" / SGPT_DIR, tmp_path / "reports", PROPERTY,
+                                     EVALUATION, progress=False)):
+        with pytest.raises(LineageError, match=message):
+            refused()
+
+
+def test_failed_heads_leave_the_served_heads_untouched(workspace: Path, tmp_path: Path, monkeypatch):
+    root, processed = copy_workspace(workspace, tmp_path)
+    heads = root / "models" / HEADS_DIR
+    before = {variant: fingerprint(heads / variant) for variant in SERVED}
+    fit = properties.fit_predict
+
+    def fail_on_fusion(variant: str, *args, **kwargs):
+        if variant == "matmcl_fusion":
+            raise Interrupt
+        return fit(variant, *args, **kwargs)
+
+    monkeypatch.setattr(properties, "fit_predict", fail_on_fusion)
+    with pytest.raises(Interrupt):
+        train_heads(processed, root / "models", PROPERTY)
+    assert {variant: fingerprint(heads / variant) for variant in SERVED} == before
+    assert sorted(p.name for p in (root / "models").iterdir()) == [".sgpt_checkpoint", HEADS_DIR, SGPT_DIR]
+
+
+# ---------------------------------------------------------------- tracked stages and the MLflow pyfunc
+
+
+@pytest.mark.slow
+def test_stages_log_nested_runs_and_a_pyfunc_that_needs_no_workspace(workspace: Path, tmp_path: Path,
+                                                                      mlflow_store: str):
+    import mlflow
+
+    root, processed = copy_workspace(workspace, tmp_path)
+    ctx = dataclasses.replace(StageContext.load(root, REPO / "params.yaml", "smoke", progress=False),
+                              run_id="pipeline-run-1")
+    assert stages.pretrain(ctx).plots["loss"].is_file()
+    heads = stages.heads(ctx).metrics
+    version = data_version(processed)
+    assert heads["data_version"] == version
+    assert json.loads((root / "reports" / "pretrain.json").read_text())["data_version"] == version
+
+    client = mlflow.MlflowClient(mlflow_store)
+    runs = client.search_runs([client.get_experiment_by_name("matmcl").experiment_id],
+                              filter_string=f"tags.`{PIPELINE_TAG}` = 'pipeline-run-1'")
+    by_stage = {run.data.tags[STAGE_TAG]: run for run in runs}
+    assert sorted(by_stage) == ["heads", "pipeline", "pretrain"] and len(runs) == 3
+    parent = by_stage["pipeline"].info.run_id
+    assert by_stage["pretrain"].data.tags[PARENT_TAG] == parent == by_stage["heads"].data.tags[PARENT_TAG]
+    for run in runs:
+        tags = run.data.tags
+        assert tags["data_version"] == version and tags["profile"] == "smoke" and tags["git_commit"]
+        assert "dagster_run_id" not in tags  # not a Dagster run id
+    assert by_stage["heads"].data.tags["code_version"] == code_version("matmcl.training.properties")
+    assert by_stage["pipeline"].info.status == "FINISHED"
+
+    conditions = known_conditions(processed, 2)
+    expected = Predictor.load(root / "models", processed).predict(conditions)
+    shutil.rmtree(root)  # the registered model carries everything it needs
+    model = mlflow.pyfunc.load_model("models:/matmcl-matmcl_conditions@smoke")
+    assert model.metadata.get_input_schema().input_names() == [*CONDITION_COLUMNS, DIRECTION]
+    assert model.metadata.get_output_schema().input_names() == list(PROPERTY_COLUMNS)
+    assert model.metadata.saved_input_example_info is not None
+    predicted = model.predict(expected[[*CONDITION_COLUMNS, DIRECTION]])
+    np.testing.assert_allclose(predicted[list(PROPERTY_COLUMNS)], expected[list(PROPERTY_COLUMNS)], rtol=1e-6)
+    with pytest.raises(PredictionInputError, match=r"direction must be 1 \(longitudinal\) or 0"):
+        model.predict(expected[[*CONDITION_COLUMNS, DIRECTION]].assign(direction=2))

@@ -209,3 +209,28 @@ def plot_metric_bars(
     if title:
         ax.set_title(title)
     return save_figure(fig, path)
+
+
+def plot_forest(paired: Mapping[str, Mapping[str, Mapping[str, float]]], path: str | Path,
+                key: str = "delta_r2", title: str | None = None) -> Path:
+    """Forest plot of paired differences: one panel per property, one row per comparison "a__vs__b", the mean
+    difference with its 95 % CI (`{key}_mean`, `{key}_ci95`) and a line at zero."""
+    comparisons = list(paired)
+    properties = list(next(iter(paired.values())))
+    fig, axes = panel_grid(len(properties), len(properties))
+    fig.set_size_inches(PANEL_INCHES * len(properties), 0.35 * len(comparisons) + 1.2)
+    y = np.arange(len(comparisons))[::-1]
+    for ax, prop in zip(axes, properties, strict=False):
+        means = np.array([paired[c][prop][f"{key}_mean"] for c in comparisons], dtype=float)
+        cis = np.array([[np.nan, np.nan] if paired[c][prop][f"{key}_ci95"] is None else paired[c][prop][f"{key}_ci95"]
+                        for c in comparisons], dtype=float)
+        err = np.abs(np.vstack([means - cis[:, 0], cis[:, 1] - means]))
+        ax.errorbar(means, y, xerr=np.nan_to_num(err), fmt="o", capsize=3)
+        ax.axvline(0, color="k", linewidth=0.8)
+        ax.set_title(split_unit(prop)[0], fontsize="small")
+        ax.set_xlabel("ΔR² (a − b)")
+        ax.set_yticks(y, [c.replace("__vs__", " − ") for c in comparisons] if ax is axes[0] else [""] * len(y),
+                      fontsize="x-small")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

@@ -1,46 +1,52 @@
 """Stages `pretrain`, `heads` and `evaluate`: structure-guided pre-training, the served property heads, and the
-evaluation of every variant against baselines and the virtual lab's ceilings (tracked in MLflow)."""
+evaluation of every variant against baselines and the virtual lab's ceilings (tracked in MLflow, one nested run per
+stage under the pipeline run `ctx.run_id`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from matmcl.config import TrackingConfig, deep_merge
-from matmcl.stages.context import StageContext, timed
+from matmcl.stages.context import StageContext, StageResult, timed
 from matmcl.training.runs import RunOptions, run_evaluation, run_heads, run_pretraining
 
-SQLITE_PREFIX = "sqlite:///"
 
-
-def _tracked(ctx: StageContext, dagster_run_id: str | None) -> tuple[dict[str, Any], RunOptions]:
-    """Params with a relative sqlite store resolved against the workspace root, and the run options."""
-    tracking = ctx.config("tracking", TrackingConfig)
-    uri = tracking.mlflow_uri
-    if uri.startswith(SQLITE_PREFIX) and not uri[len(SQLITE_PREFIX):].startswith("/"):
-        uri = SQLITE_PREFIX + str((ctx.workspace.root / uri[len(SQLITE_PREFIX):]).resolve())
-    params = deep_merge(ctx.params, {"tracking": {"mlflow_uri": uri}})
-    return params, RunOptions(track=tracking.enabled, dagster_run_id=dagster_run_id, progress=ctx.progress)
-
-
-def _stage(name: str, run, ctx: StageContext, dagster_run_id: str | None) -> dict[str, Any]:
+def _stage(name: str, run, ctx: StageContext) -> StageResult:
     metrics: dict[str, Any] = {}
     with timed(metrics):
-        params, options = _tracked(ctx, dagster_run_id)
-        metrics.update(run(ctx.workspace, params, options))
+        stage_metrics, plots = run(ctx.workspace, ctx.params, RunOptions(ctx.run_id, ctx.progress))
+        metrics.update(stage_metrics)
     ctx.write_metrics(name, metrics)
-    return metrics
+    return StageResult(metrics, plots)
 
 
-def pretrain(ctx: StageContext, dagster_run_id: str | None = None) -> dict[str, Any]:
-    """Pre-train SGPT into models/sgpt; write reports/pretrain.json."""
-    return _stage("pretrain", run_pretraining, ctx, dagster_run_id)
+def pretrain(ctx: StageContext) -> StageResult:
+    """Pre-train SGPT into models/sgpt; write reports/pretrain.json and the loss plot."""
+    return _stage("pretrain", run_pretraining, ctx)
 
 
-def heads(ctx: StageContext, dagster_run_id: str | None = None) -> dict[str, Any]:
-    """Fit the served property heads into models/property; write reports/heads.json."""
-    return _stage("heads", run_heads, ctx, dagster_run_id)
+def heads(ctx: StageContext) -> StageResult:
+    """Fit the served property heads into models/property (refusing an SGPT model trained on other data); write
+    reports/heads.json."""
+    return _stage("heads", run_heads, ctx)
 
 
-def evaluate(ctx: StageContext, dagster_run_id: str | None = None) -> dict[str, Any]:
+def evaluate(ctx: StageContext) -> StageResult:
     """Evaluate all variants over the seeds; write reports/property.json, alignment.json, evaluate.json and plots."""
-    return _stage("evaluate", run_evaluation, ctx, dagster_run_id)
+    return _stage("evaluate", run_evaluation, ctx)
+
+
+def interpret(ctx: StageContext) -> StageResult:
+    """SHAP of the served conditions model and Grad-CAM of the vision encoder; write reports/interpret.json (with
+    the physics checks), reports/evaluation/shap_summary.png and grad_cam.png."""
+    from matmcl.training.config import EvaluationConfig, PropertyConfig
+    from matmcl.training.interpret import interpret as run_interpret
+
+    metrics: dict[str, Any] = {}
+    with timed(metrics):
+        ws = ctx.workspace
+        out = run_interpret(ws.processed, ws.models, ws.reports, ctx.config("property", PropertyConfig),
+                            ctx.config("evaluation", EvaluationConfig))
+        metrics.update(out["report"]["physics_checks"])
+    ctx.write_metrics("interpret_stage", metrics)
+    return StageResult(metrics, {Path(p).stem: Path(p) for p in out["plots"]})

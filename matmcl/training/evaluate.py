@@ -1,4 +1,5 @@
-"""Evaluation on the test films: every property variant over seeds, the virtual lab's ceilings, alignment analyses.
+"""Evaluation: the cross-validation protocol over every property variant (matmcl.training.cv) with the virtual lab's
+ceilings, and the alignment analyses of the served SGPT on its test films.
 
 Writes `property.json`, `alignment.json` and PNG plots into the reports folder (layout: docs/training.md).
 Ceilings need the virtual lab's ground truth (`<raw_dir>/ground_truth/properties.parquet`); for real data they are
@@ -29,12 +30,14 @@ from matmcl.evaluation.alignment import (
     top1_accuracy,
     tsne_embedding,
 )
-from matmcl.evaluation.plots import plot_metric_bars, plot_parity, plot_similarity_matrix, plot_tsne
+from matmcl.evaluation.plots import plot_forest, plot_metric_bars, plot_parity, plot_similarity_matrix, plot_tsne
 from matmcl.evaluation.regression import MIN_SAMPLES_R2, aggregate_seeds, regression_metrics
 from matmcl.lab.mechanics import resimulate_properties
 from matmcl.models.sgpt import FUSED, IMAGE, TABLE
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, FILM_ID, LONGITUDINAL, PROPERTY_COLUMNS
-from matmcl.training.config import EvaluationConfig, PropertyConfig
+from matmcl.training.config import EvaluationConfig, PretrainConfig, PropertyConfig
+from matmcl.training.cv import cross_validate
+from matmcl.training.pretrain import check_sgpt
 from matmcl.training.properties import PropertyData, fit_predict
 
 PROPERTY_REPORT = "property.json"
@@ -195,37 +198,43 @@ def _bar_summaries(variants: Mapping[str, Any], oracle: Mapping[str, Mapping[str
     return bars
 
 
+def _summary_bars(report: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    """Variant summaries plus each ceiling (sd 0) for the bar chart of `metric` (e.g. "r2_dir")."""
+    bars = {v: {p: {f"{metric}_mean": m[f"{metric}_mean"], f"{metric}_sd": m[f"{metric}_sd"]}
+                for p, m in props.items()} for v, props in report["variants"].items()}
+    for name, props in report.get("ceilings", {}).items():
+        bars[f"ceiling ({name})"] = {p: {f"{metric}_mean": m[f"{metric}_mean"], f"{metric}_sd": 0.0}
+                                     for p, m in props.items()}
+    return bars
+
+
 def evaluate(processed_dir: str | Path, sgpt_dir: str | Path, reports_dir: str | Path,
              property_config: PropertyConfig, evaluation_config: EvaluationConfig, raw_dir: str | Path | None = None,
-             progress: bool = True) -> dict[str, Any]:
-    """Run the whole evaluation; write property.json, alignment.json and the plots (in reports/evaluation/); return
-    both reports and the plot paths (`plots`)."""
+             progress: bool = True, pretrain_config: PretrainConfig | None = None) -> dict[str, Any]:
+    """Run the cross-validation protocol (matmcl.training.cv) and the alignment analyses of the served SGPT on its
+    test films; write property.json, alignment.json and the plots (in reports/evaluation/); return both reports
+    and the plot paths (`plots`)."""
     reports_dir = Path(reports_dir)
     plots_dir = reports_dir / PLOTS_DIR
     plots_dir.mkdir(parents=True, exist_ok=True)
+    check_sgpt(sgpt_dir, processed_dir)  # refuse a served SGPT of other data before the (long) protocol runs
+    began = time.perf_counter()
+    cv = cross_validate(processed_dir, raw_dir, pretrain_config or PretrainConfig(), property_config,
+                        evaluation_config, progress)
+    property_report = cv["report"]
+    property_report["seconds"]["cross_validation"] = time.perf_counter() - began
+    tested = cv["tested"]
+    plots = [plot_parity(cv["y"][tested], prediction[tested], PROPERTY_COLUMNS, plots_dir / f"parity_{variant}.png")
+             for variant, prediction in cv["oof"].items()]
+    plots.append(plot_metric_bars(_summary_bars(property_report, "r2_dir"), plots_dir / "r2_bars.png",
+                                  metric="r2_dir", title="Per-direction R² (mean of L and T; mean ± sd over folds)"))
+    plots.append(plot_metric_bars(_summary_bars(property_report, "r2"), plots_dir / "r2_bars_pooled.png",
+                                  title="Pooled R² (both directions; mean ± sd over folds)"))
+    if property_report["paired"]:
+        plots.append(plot_forest(property_report["paired"], plots_dir / "paired_forest.png",
+                                 title="Paired differences in per-direction R² (mean and 95 % CI over folds)"))
+
     data = PropertyData.load(processed_dir, sgpt_dir, property_config)
-    scored = evaluate_variants(data, property_config, progress)
-    plots = [plot_parity(data.y["test"], prediction, PROPERTY_COLUMNS, plots_dir / f"parity_{variant}.png")
-             for variant, prediction in scored.pop("predictions").items()]
-
-    test_rows = data.rows["test"]
-    property_report: dict[str, Any] = {
-        **scored,
-        "seeds": list(property_config.seeds),
-        "n_rows": {split: len(rows) for split, rows in data.rows.items()},
-        "n_test_films": int(test_rows[FILM_ID].nunique()),
-        "notes": [],
-    }
-    oracle = {}
-    if raw_dir is not None and (Path(raw_dir) / GROUND_TRUTH).is_file():
-        oracle = ceilings(test_rows, data.y["test"], Path(raw_dir), evaluation_config)
-        property_report.update(oracle)
-    else:
-        property_report["notes"].append(
-            "oracle ceilings omitted: no virtual-lab ground truth (raw_dir/ground_truth/properties.parquet)")
-    plots.append(plot_metric_bars(_bar_summaries(scored["variants"], oracle), plots_dir / "r2_bars.png",
-                                  title="Test R² (mean ± sd over seeds) and ceilings"))
-
     alignment, alignment_plots = alignment_analyses(data, evaluation_config, plots_dir)
     property_report, alignment = _json_safe(property_report), _json_safe(alignment)
     write_json(property_report, reports_dir / PROPERTY_REPORT)

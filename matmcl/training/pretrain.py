@@ -2,8 +2,9 @@
 
 Adam, linear warm-up over the first `warmup_fraction` of the steps then linear decay to zero, grad-norm clipping.
 A checkpoint (model, optimizer, scheduler, torch RNG states, finished epochs, history) is written atomically every
-`checkpoint_every` epochs and at the end; a later call with the same config and data resumes from it and ends with
-the same weights as an uninterrupted run.
+`checkpoint_every` epochs and at the end, into a folder beside the model's (models/.sgpt_checkpoint); a later call
+with the same config and data resumes from it and ends with the same weights as an uninterrupted run. The model
+folder (weights, configs, lineage.json) is written to a temporary sibling and swapped in whole at the end.
 """
 
 from __future__ import annotations
@@ -18,21 +19,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from matmcl.atomic import atomic_path, write_json
+from matmcl.artifacts import SGPT_DIR
+from matmcl.atomic import atomic_dir, atomic_path, write_json
+from matmcl.codebase import code_version
+from matmcl.lineage import DATA, Lineage, check_lineage, data_version, fingerprint, params_hash, write_lineage
 from matmcl.models.contrastive import multimodal_nt_xent
 from matmcl.models.serialization import config_from_dict
-from matmcl.models.sgpt import SGPTModel, build_sgpt
+from matmcl.models.sgpt import IMAGE, TABLE, SGPTModel, build_sgpt
 from matmcl.schema import FILM_ID
-from matmcl.training.config import PretrainConfig, resolve_device
-from matmcl.training.data import PretrainBatches, ProcessedData, RowPatches
+from matmcl.training.config import CLIP_OBJECTIVE, PretrainConfig, resolve_device
+from matmcl.training.data import PatchBank, PretrainBatches, ProcessedData, RowPatches
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "last.pt"
+CHECKPOINT_SUFFIX = "_checkpoint"  # default checkpoint folder: `.<model folder name>_checkpoint` beside it
 PRETRAIN_CONFIG_FILE = "pretrain_config.json"  # beside config.json/model.pt: image size and training settings
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -40,10 +46,12 @@ EpochCallback = Callable[[dict[str, float]], None]
 
 @dataclass
 class PretrainResult:
-    """The pre-trained model (eval mode, on CPU) and one history entry per epoch (losses, lr, seconds)."""
+    """The pre-trained model (eval mode, on CPU), one history entry per epoch (losses, lr, seconds) and the
+    lineage written into its folder."""
 
     model: SGPTModel
     history: list[dict[str, float]]
+    lineage: Lineage
 
 
 def warmup_linear_decay(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float) -> LambdaLR:
@@ -104,7 +112,12 @@ def train_epoch(model: SGPTModel, batches: PretrainBatches, optimizer: torch.opt
     n_seen = 0
     for batch in batches.epoch(config.seed, epoch):
         batch = {k: v.to(device) for k, v in batch.items()}
-        total, per_modality = multimodal_nt_xent(model(batch), temperature=config.temperature)
+        embeddings = model(batch)
+        if config.objective == CLIP_OBJECTIVE:  # ablation: table <-> image directly, no fusion encoder in the loss
+            embeddings = {TABLE: embeddings[TABLE], IMAGE: embeddings[IMAGE]}
+            total, per_modality = multimodal_nt_xent(embeddings, anchor=IMAGE, temperature=config.temperature)
+        else:
+            total, per_modality = multimodal_nt_xent(embeddings, temperature=config.temperature)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -117,28 +130,17 @@ def train_epoch(model: SGPTModel, batches: PretrainBatches, optimizer: torch.opt
     return {name: value / n_seen for name, value in sums.items()}
 
 
-def pretrain(
-    processed_dir: str | Path,
-    config: PretrainConfig,
-    out_dir: str | Path,
-    checkpoint_dir: str | Path | None = None,
-    progress: bool = True,
-    on_epoch_end: EpochCallback | None = None,
-) -> PretrainResult:
-    """Pre-train SGPT on the films of `config.splits` and write the final model to `out_dir` (save_pretrained).
-
-    Checkpoints go to `checkpoint_dir` (default `out_dir/checkpoints`); `on_epoch_end` receives each new epoch's
-    history entry (e.g. to log it to MLflow).
-    """
-    out_dir = Path(out_dir)
-    checkpoint = Path(checkpoint_dir or out_dir / "checkpoints") / CHECKPOINT_FILE
+def train_sgpt(data: ProcessedData, rows: pd.DataFrame, config: PretrainConfig, bank: PatchBank | None = None,
+               checkpoint: Path | None = None, progress: bool = True, on_epoch_end: EpochCallback | None = None,
+               desc: str = "SGPT pre-training") -> tuple[SGPTModel, list[dict[str, float]]]:
+    """Pre-train SGPT on the film x direction `rows` (with `data.scaler`) in memory; returns the model (eval, CPU)
+    and the history. `bank`: patches already in memory (any superset of the rows' films; default: read them).
+    With `checkpoint`, resume from / save to that file (see `pretrain`). Used by `pretrain` and, once per fold,
+    by the cross-validation protocol (matmcl.training.cv)."""
     device = resolve_device(config.device)
-    data = ProcessedData.load(processed_dir)
-    rows = data.rows(config.splits)
-    pairs = RowPatches.from_bank(rows, data.scaler, data.patches(rows))
+    pairs = RowPatches.from_bank(rows, data.scaler, bank if bank is not None else data.patches(rows))
     groups = rows[FILM_ID].factorize()[0] if config.pair_directions else None
     batches = PretrainBatches(pairs, config.image_size, config.batch_size, groups)
-    fingerprint = _fingerprint(config, pairs)
 
     torch.manual_seed(config.seed)
     model = build_sgpt(config.sgpt_config()).to(device)
@@ -146,7 +148,8 @@ def pretrain(
     scheduler = warmup_linear_decay(optimizer, config.epochs * len(batches), config.warmup_fraction)
     history: list[dict[str, float]] = []
     start = 0
-    state = _load_checkpoint(checkpoint, fingerprint, device)
+    fingerprint = _fingerprint(config, pairs) if checkpoint is not None else ""
+    state = _load_checkpoint(checkpoint, fingerprint, device) if checkpoint is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -154,7 +157,7 @@ def pretrain(
         _set_rng_state(state["rng"])
         history, start = state["history"], state["epoch"]
 
-    bar = tqdm(range(start, config.epochs), desc="SGPT pre-training", unit="epoch", disable=not progress,
+    bar = tqdm(range(start, config.epochs), desc=desc, unit="epoch", disable=not progress,
                initial=start, total=config.epochs)
     for epoch in bar:
         began = time.perf_counter()
@@ -163,18 +166,42 @@ def pretrain(
                  "seconds": time.perf_counter() - began}
         history.append(entry)
         bar.set_postfix(loss=f"{losses['loss']:.3f}")
-        if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
+        if checkpoint is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs):
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             _save_checkpoint(checkpoint, model=model.state_dict(), optimizer=optimizer.state_dict(),
                              scheduler=scheduler.state_dict(), rng=_rng_state(), epoch=epoch + 1, history=history,
                              fingerprint=fingerprint)
         if on_epoch_end is not None:
             on_epoch_end(entry)
+    return model.cpu().eval(), history
 
-    model = model.cpu().eval()
-    model.save_pretrained(out_dir)
-    write_json(dataclasses.asdict(config), out_dir / PRETRAIN_CONFIG_FILE)
-    return PretrainResult(model, history)
+
+def pretrain(
+    processed_dir: str | Path,
+    config: PretrainConfig,
+    out_dir: str | Path,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    on_epoch_end: EpochCallback | None = None,
+) -> PretrainResult:
+    """Pre-train SGPT on the films of `config.splits` and swap the final model folder in at `out_dir`
+    (save_pretrained, the config, lineage.json).
+
+    Checkpoints go to `checkpoint_dir` (default: the sibling `.<out_dir name>_checkpoint`); `on_epoch_end` receives
+    each new epoch's history entry (e.g. to log it to MLflow).
+    """
+    out_dir = Path(out_dir)
+    checkpoint = Path(checkpoint_dir or out_dir.with_name(f".{out_dir.name}{CHECKPOINT_SUFFIX}")) / CHECKPOINT_FILE
+    lineage = Lineage.of({DATA: data_version(processed_dir)}, params_hash({"pretrain": config}), code_version(__name__))
+    data = ProcessedData.load(processed_dir)
+    rows = data.rows(config.splits)
+    model, history = train_sgpt(data, rows, config, checkpoint=checkpoint, progress=progress,
+                                on_epoch_end=on_epoch_end)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        write_json(dataclasses.asdict(config), tmp / PRETRAIN_CONFIG_FILE)
+        lineage = write_lineage(tmp, lineage)
+    return PretrainResult(model, history, lineage)
 
 
 def load_sgpt(directory: str | Path) -> tuple[SGPTModel, PretrainConfig]:
@@ -184,3 +211,11 @@ def load_sgpt(directory: str | Path) -> tuple[SGPTModel, PretrainConfig]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; expected a folder written by matmcl.training.pretrain")
     return SGPTModel.from_pretrained(directory), config_from_dict(PretrainConfig, json.loads(path.read_text()))
+
+
+def check_sgpt(sgpt_dir: str | Path, processed_dir: str | Path) -> dict[str, str]:
+    """Refuse (LineageError) an SGPT folder trained on other data than `processed_dir` holds; return what its
+    dependents were made from: {"data": data version, "sgpt": the SGPT folder's fingerprint}."""
+    version = data_version(processed_dir)
+    check_lineage(sgpt_dir, {DATA: version}, "pretrain")
+    return {DATA: version, SGPT_DIR: fingerprint(sgpt_dir)}

@@ -9,13 +9,17 @@ Variants (PropertyConfig.variants), all behind `fit_predict(variant, data, confi
   model inputs (standardized conditions + direction).
 Neural heads learn standardized targets with Adam and stop early on the mean validation RMSE in original units,
 keeping the best epoch. Frozen embeddings are computed once per `PropertyData` and shared by all seeds.
+`PropertyData.load` refuses an SGPT folder trained on other data (LineageError); the served heads record the data
+version and the SGPT fingerprint in their lineage.json and `load_head` refuses them when those differ.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,23 +29,27 @@ import pandas as pd
 import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
+from threadpoolctl import threadpool_limits
 from torch import nn
 
-from matmcl.atomic import write_json
+from matmcl.artifacts import HEADS_DIR, SGPT_DIR
+from matmcl.atomic import atomic_dir, write_json
+from matmcl.codebase import code_version
 from matmcl.evaluation.regression import regression_metrics
+from matmcl.lineage import Lineage, check_lineage, params_hash, write_lineage
 from matmcl.models.heads import PropertyHead, PropertyHeadConfig, PropertyRegressor
 from matmcl.models.serialization import load_pretrained, save_pretrained
-from matmcl.models.sgpt import FUSED, TABLE, SGPTModel
-from matmcl.schema import PROPERTY_COLUMNS
+from matmcl.models.sgpt import FUSED, IMAGE, TABLE, SGPTModel
+from matmcl.schema import FILM_ID, PROPERTY_COLUMNS
 from matmcl.training.config import PropertyConfig, resolve_device
 from matmcl.training.data import PatchBank, ProcessedData, RowPatches, draw_one_per_row
-from matmcl.training.pretrain import load_sgpt
+from matmcl.training.pretrain import check_sgpt, load_sgpt
 
 SPLITS = ("train", "val", "test")
-SGPT_DIR = "sgpt"  # models/<SGPT_DIR>: the pre-trained model; models/<HEADS_DIR>/<variant>: a property head
-HEADS_DIR = "property"
 TARGETS_FILE = "targets.json"
-FROZEN_MODALITY = {"matmcl_conditions": TABLE, "matmcl_fusion": FUSED}
+FROZEN_MODALITY = {"matmcl_conditions": TABLE, "matmcl_fusion": FUSED}  # the heads `matmcl predict` serves
+IMAGE_PRE = "image_pre"  # the image encoder's output before the shared projector
+FUSION_INPUTS = {"fused": FUSED, "table_image": "table+image", "table_image_pre": "table+image_pre"}
 
 
 @dataclass(frozen=True)
@@ -97,13 +105,19 @@ class RowInputs:
 @torch.no_grad()
 def embed_pairs(model: SGPTModel, modality: str, pairs: RowPatches, image_size: int, batch_size: int,
                 device: torch.device) -> RowInputs:
-    """Joint-space embeddings of every (row, patch) pair: "fused" (conditions + patch) or "image" (patch only)."""
+    """Joint-space embeddings of every (row, patch) pair: "fused" (conditions + patch), "image" (patch only) or
+    "image_pre" (the image encoder's features before the projector)."""
     model.eval().to(device)
     chunks = []
     for index in torch.arange(len(pairs)).split(batch_size):
         x, images = pairs.pair_batch(index, image_size)
         images = images.to(device)
-        z = model.embed_fused(x.to(device), images) if modality == FUSED else model.embed_image(images)
+        if modality == FUSED:
+            z = model.embed_fused(x.to(device), images)
+        elif modality == IMAGE_PRE:
+            z = model.encoders[IMAGE](images)
+        else:
+            z = model.embed_image(images)
         chunks.append(z.cpu())
     return RowInputs(torch.cat(chunks), pairs.row, pairs.n_rows)
 
@@ -115,10 +129,15 @@ def embed_conditions(model: SGPTModel, inputs: torch.Tensor, device: torch.devic
 
 
 class PropertyData:
-    """Train/val/test rows of a processed folder with the pre-trained model; caches each split's model inputs."""
+    """Train/val/test rows of a processed folder with the pre-trained model; caches each split's model inputs.
 
-    def __init__(self, processed: ProcessedData, sgpt: SGPTModel, image_size: int, config: PropertyConfig) -> None:
+    `sources`: what heads trained on it are made from ({"data": data version, "sgpt": SGPT fingerprint}).
+    """
+
+    def __init__(self, processed: ProcessedData, sgpt: SGPTModel, image_size: int, config: PropertyConfig,
+                 sources: Mapping[str, str]) -> None:
         self.processed, self.sgpt, self.image_size, self.config = processed, sgpt, image_size, config
+        self.sources = dict(sources)
         self.device = resolve_device(config.device)
         self.rows = {split: processed.rows([split]) for split in SPLITS}
         self.x = {split: processed.scaler.inputs(rows) for split, rows in self.rows.items()}
@@ -126,11 +145,14 @@ class PropertyData:
         self.targets = TargetScaler.fit(self.y["train"])
         self._bank: PatchBank | None = None
         self._inputs: dict[tuple[str, str], RowInputs] = {}
+        self._joint_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
     def load(cls, processed_dir: str | Path, sgpt_dir: str | Path, config: PropertyConfig) -> PropertyData:
+        """The processed folder with the SGPT folder, which must have been trained on it (else LineageError)."""
+        sources = check_sgpt(sgpt_dir, processed_dir)
         sgpt, pretrain_config = load_sgpt(sgpt_dir)
-        return cls(ProcessedData.load(processed_dir), sgpt, pretrain_config.image_size, config)
+        return cls(ProcessedData.load(processed_dir), sgpt, pretrain_config.image_size, config, sources)
 
     def pairs(self, split: str) -> RowPatches:
         """The split's rows, each with `config.fusion_patches` evenly spaced patches of its film (0: all)."""
@@ -139,7 +161,9 @@ class PropertyData:
         return RowPatches.from_bank(self.rows[split], self.processed.scaler, self._bank)
 
     def inputs(self, split: str, modality: str | None) -> RowInputs:
-        """Inputs of a split: raw model inputs (modality None) or frozen embeddings of TABLE, IMAGE or FUSED."""
+        """Inputs of a split: raw model inputs (modality None), frozen embeddings of TABLE, IMAGE, IMAGE_PRE or FUSED,
+        or "a+b": one input per row, the concatenation of a's and b's row means (standardized with the train
+        split's statistics)."""
         key = (split, str(modality))
         if key not in self._inputs:
             raw = torch.from_numpy(self.x[split])
@@ -147,10 +171,33 @@ class PropertyData:
                 self._inputs[key] = RowInputs.one_per_row(raw)
             elif modality == TABLE:
                 self._inputs[key] = embed_conditions(self.sgpt, raw, self.device)
+            elif "+" in modality:
+                self._inputs[key] = self._joint(split, modality)
             else:
                 self._inputs[key] = embed_pairs(self.sgpt, modality, self.pairs(split), self.image_size,
                                                 self.config.embed_batch_size, self.device)
         return self._inputs[key]
+
+
+    def _joint(self, split: str, modality: str) -> RowInputs:
+        def row_means(part_split: str) -> torch.Tensor:
+            parts = [self.inputs(part_split, part) for part in modality.split("+")]
+            return torch.cat([p.average(p.values.double()) for p in parts], dim=1)
+
+        if modality not in self._joint_stats:
+            train = row_means("train")
+            self._joint_stats[modality] = (train.mean(0), train.std(0).clamp(min=1e-6))
+        mean, std = self._joint_stats[modality]
+        return RowInputs.one_per_row(((row_means(split) - mean) / std).float())
+
+    def structure(self, split: str) -> np.ndarray:
+        """The film's measured structural features (`config.structure_features` of features.parquet) per row."""
+        if self.processed.features is None:
+            raise ValueError(f"{self.processed.directory}: features.parquet missing (needed by *_features variants)")
+        columns = list(self.config.structure_features)
+        merged = self.rows[split][[FILM_ID]].merge(self.processed.features[[FILM_ID, *columns]], on=FILM_ID,
+                                                   how="left")
+        return merged[columns].to_numpy(dtype=float)
 
 
 @dataclass
@@ -161,6 +208,8 @@ class FitResult:
     prediction: np.ndarray
     model: Any
     best_epoch: int | None = None
+    choice: str | None = None  # what validation chose (matmcl_fusion's design)
+    val_rmse: float | None = None
 
 
 def head_config(in_dim: int, config: PropertyConfig) -> PropertyHeadConfig:
@@ -214,16 +263,30 @@ def train_neural(module: nn.Module, data: PropertyData, modality: str | None, co
 
 
 def _fit_frozen(modality: str) -> Callable[[PropertyData, PropertyConfig, int, str], FitResult]:
-    """A head on frozen SGPT embeddings of `modality` (TABLE or FUSED)."""
+    """A head on frozen SGPT inputs of `modality` (TABLE, FUSED or a joint "a+b", see PropertyData.inputs)."""
 
     def fit(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
         torch.manual_seed(seed)
-        head = PropertyHead(head_config(data.sgpt.config.embed_dim, config))
+        in_dim = data.inputs("train", modality).values.shape[1]
+        head = PropertyHead(head_config(in_dim, config))
         head, best_epoch = train_neural(head, data, modality, config, seed)
-        prediction = predict_rows(head, data.inputs(split, modality), data.targets, torch.device("cpu"))
-        return FitResult(prediction, head, best_epoch)
+        cpu = torch.device("cpu")
+        val_rmse = mean_rmse(data.y["val"], predict_rows(head, data.inputs("val", modality), data.targets, cpu))
+        prediction = predict_rows(head, data.inputs(split, modality), data.targets, cpu)
+        return FitResult(prediction, head, best_epoch, val_rmse=val_rmse)
 
     return fit
+
+
+def _fit_fusion(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
+    """matmcl_fusion: one frozen-input head per design of `config.fusion_designs`; the one with the lowest mean
+    validation RMSE is kept (the choice never sees the split being predicted unless that is "val")."""
+    best: FitResult | None = None
+    for design in config.fusion_designs:
+        result = _fit_frozen(FUSION_INPUTS[design])(data, config, seed, split)
+        if best is None or result.val_rmse < best.val_rmse:
+            best = dataclasses.replace(result, choice=design)
+    return best
 
 
 def _fit_no_sgpt(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
@@ -240,12 +303,29 @@ def _fit_per_property(make: Callable[[PropertyConfig, int], Any]) -> Callable[..
     """A scikit-learn regressor per property on the raw model inputs (rows without that property left out)."""
 
     def fit(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
-        x, y = data.x["train"], data.y["train"]
-        models = [make(config, seed).fit(x[np.isfinite(y[:, j])], y[np.isfinite(y[:, j]), j])
-                  for j in range(y.shape[1])]
-        return FitResult(np.column_stack([m.predict(data.x[split]) for m in models]), models)
+        return _fit_columns(make, data.x["train"], data.y["train"], data.x[split], config, seed)
 
     return fit
+
+
+def _fit_gbm_features(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
+    """Gradient boosting per property on the 7 inputs plus the film's measured structural features: the bar for any
+    image-using model (the features come from the same SEM frames)."""
+    x_train = np.column_stack([data.x["train"], data.structure("train")])
+    x_split = np.column_stack([data.x[split], data.structure(split)])
+    return _fit_columns(_gbm, x_train, data.y["train"], x_split, config, seed)
+
+
+def _fit_columns(make: Callable[[PropertyConfig, int], Any], x: np.ndarray, y: np.ndarray, x_split: np.ndarray,
+                 config: PropertyConfig, seed: int) -> FitResult:
+    """One regressor per property column (rows without that property left out), predicting `x_split`.
+
+    Runs with one OpenMP/BLAS thread: on a few shared cores HistGradientBoosting's OpenMP threads spin against
+    each other and a 300-row fit takes ~40x longer than single-threaded."""
+    with threadpool_limits(1):
+        models = [make(config, seed).fit(x[np.isfinite(y[:, j])], y[np.isfinite(y[:, j]), j])
+                  for j in range(y.shape[1])]
+        return FitResult(np.column_stack([m.predict(x_split) for m in models]), models)
 
 
 def _gbm(config: PropertyConfig, seed: int) -> HistGradientBoostingRegressor:
@@ -260,11 +340,18 @@ def _ridge(config: PropertyConfig, seed: int) -> RidgeCV:
 
 FITTERS: dict[str, Callable[[PropertyData, PropertyConfig, int, str], FitResult]] = {
     "matmcl_conditions": _fit_frozen(TABLE),
-    "matmcl_fusion": _fit_frozen(FUSED),
+    "matmcl_fusion": _fit_fusion,
+    "matmcl_fusion_frozen": _fit_frozen(FUSED),
     "no_sgpt": _fit_no_sgpt,
     "gbm_conditions": _fit_per_property(_gbm),
     "ridge_conditions": _fit_per_property(_ridge),
+    "gbm_conditions_features": _fit_gbm_features,
 }
+
+
+# The served heads (matmcl predict): the conditions head and the frozen fused-embedding head (the Predictor feeds it
+# fused embeddings of the given patches).
+SERVED_FITTERS = {"matmcl_conditions": FITTERS["matmcl_conditions"], "matmcl_fusion": FITTERS["matmcl_fusion_frozen"]}
 
 
 def fit_predict(variant: str, data: PropertyData, config: PropertyConfig, seed: int,
@@ -282,8 +369,10 @@ def save_head(directory: str | Path, head: PropertyHead, targets: TargetScaler, 
     return directory
 
 
-def load_head(directory: str | Path) -> tuple[PropertyHead, TargetScaler]:
-    """A head folder written by `save_head`: the head (eval mode) and its target scaling."""
+def load_head(directory: str | Path, sources: Mapping[str, str]) -> tuple[PropertyHead, TargetScaler]:
+    """A head folder written by `train_heads`: the head (eval mode) and its target scaling. LineageError when it was
+    not made from `sources` (e.g. `check_sgpt`'s {"data": ..., "sgpt": ...}; any subset is checked)."""
+    check_lineage(directory, sources, "heads")
     config, state = load_pretrained(directory, PropertyHeadConfig, PropertyHead.__name__)
     head = PropertyHead(config)
     head.load_state_dict(state)
@@ -295,19 +384,23 @@ def load_head(directory: str | Path) -> tuple[PropertyHead, TargetScaler]:
 
 def train_heads(processed_dir: str | Path, models_dir: str | Path, config: PropertyConfig,
                 variants: tuple[str, ...] = tuple(FROZEN_MODALITY)) -> dict[str, dict[str, Any]]:
-    """Fit the heads the Predictor serves (first seed) on models_dir/sgpt and write them to models_dir/property.
+    """Fit the heads the Predictor serves (first seed) on models_dir/sgpt and swap models_dir/property in whole, one
+    folder per variant with its lineage.json.
 
     Returns per variant the best epoch and the validation metrics.
     """
     models_dir = Path(models_dir)
     data = PropertyData.load(processed_dir, models_dir / SGPT_DIR, config)
+    lineage = Lineage.of(data.sources, params_hash({"property": config}), code_version(__name__))
     seed = config.seeds[0]
     summary = {}
-    for variant in variants:
-        result = fit_predict(variant, data, config, seed, split="val")
-        save_head(models_dir / HEADS_DIR / variant, result.model, data.targets, variant=variant, seed=seed,
-                  best_epoch=result.best_epoch)
-        summary[variant] = {"best_epoch": result.best_epoch,
-                            "val": regression_metrics(data.y["val"], result.prediction, PROPERTY_COLUMNS)}
+    with atomic_dir(models_dir / HEADS_DIR) as tmp:
+        for variant in variants:
+            result = SERVED_FITTERS[variant](data, config, seed, "val")
+            save_head(tmp / variant, result.model, data.targets, variant=variant, seed=seed,
+                      best_epoch=result.best_epoch)
+            write_lineage(tmp / variant, lineage)
+            summary[variant] = {"best_epoch": result.best_epoch,
+                                "val": regression_metrics(data.y["val"], result.prediction, PROPERTY_COLUMNS)}
     return summary
 
