@@ -135,6 +135,18 @@ def test_matching_removes_session_drift(raw: tuple[Path, pd.DataFrame], tmp_path
 # --- preprocessing step --------------------------------------------------------------------------------------
 
 
+def test_empty_info_bar_cell_means_detect_and_a_given_count_wins(raw: tuple[Path, pd.DataFrame], tmp_path: Path
+                                                                 ) -> None:
+    given, _ = preprocess_frames(raw[1], raw[0], tmp_path / "given", config(), progress=False)
+    detected, _ = preprocess_frames(raw[1].assign(info_bar_px=pd.NA), raw[0], tmp_path / "auto", config(),
+                                    progress=False)
+    assert detected.equals(given)
+    assert tree_bytes(tmp_path / "auto") == tree_bytes(tmp_path / "given")
+    taller, _ = preprocess_frames(raw[1].assign(info_bar_px=HEIGHT - TILE), raw[0], tmp_path / "tall", config(),
+                                  progress=False)
+    assert len(taller) == len(DRIFTS) * FRAMES_PER_FILM * (WIDTH // TILE) < len(given)
+
+
 def test_manifest_columns_paths_and_outputs(raw: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
     out = tmp_path / "out"
     frames = raw[1].sample(frac=1.0, random_state=1)  # input order must not matter

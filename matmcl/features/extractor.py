@@ -1,199 +1,80 @@
-"""Structural features of SEM images (orientation, fiber diameter, pore size, porosity), per patch and per film.
+"""The pipeline's structural features: `measure_frame` on every raw SEM frame, averaged per film.
 
-`StructureFeatureExtractor` works on any grayscale SEM image of known pixel size (grey levels on the 0–255 scale
-of 8-bit images, raw or histogram-matched). `extract_patch_features` runs it over the patch manifest of the
-processed folder on a process pool, `film_features` averages patches per film and `feature_errors` compares film
-features with the virtual lab's per-frame ground truth.
+`extract_frame_features` measures each frame of a frames table (docs/data-format.md) on a process pool,
+`film_features` aggregates frames per film and `feature_errors` compares film features with the virtual lab's
+per-frame ground truth. Measurement happens on the raw frames (info bar removed), not on the model's
+histogram-matched patches: the patch size and the matching must not change what is measured.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
-from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
-from matmcl.features.diameter import JUNCTION_EXCLUSION, fiber_diameter_nm
-from matmcl.features.orientation import GRADIENT_SIGMA_PX, orientation_order
-from matmcl.features.pores import open_area_fraction, pore_size_um
-from matmcl.features.segmentation import (
-    INITIAL_MIN_SIZE_PX,
-    INITIAL_SIGMA_PX,
-    MIN_SIGMA_PX,
-    MASK_EDGE_OFFSET_PX,
-    MIN_SIZE_PER_DIAMETER2,
-    SIGMA_PER_DIAMETER,
-    fiber_mask,
-)
+from matmcl.features.measure import MEASURE_KEYS, measure_frame
+from matmcl.features.orientation import MIN_ORDER_FOR_ANGLE
+from matmcl.rawdata import load_sem_image
 from matmcl.schema import FEATURE_COLUMNS, FILM_ID
 
-PATCH_KEYS: tuple[str, ...] = (FILM_ID, "frame", "patch")
-CHUNKS_PER_WORKER = 8  # patches are handed to the pool in about this many chunks per worker
+FRAME_KEYS: tuple[str, ...] = (FILM_ID, "frame")
+CHUNKS_PER_WORKER = 4  # frames are handed to the pool in about this many chunks per worker
 ALIGNED_ORDER = 0.3  # films whose true order is below this have no meaningful mean angle (left out of its error)
+FRAME_COLUMNS: tuple[str, ...] = (*FRAME_KEYS, *(k for k in MEASURE_KEYS if k != "quality"), "quality")
 
 
-class StructureFeatureExtractor(BaseEstimator, TransformerMixin):
-    """Orientation order, mean angle, fiber diameter, pore size and porosity of grayscale SEM images.
-
-    Parameters
-    ----------
-    pixel_size_nm : float or None
-        Pixel size used when `transform` gets no `pixel_sizes`.
-    gradient_sigma_px : float, default 1.0
-        Gaussian derivative scale of the structure tensor (orientation).
-    initial_sigma_px : float, default 0.7
-        Smoothing of the first segmentation pass, which finds the fiber scale.
-    initial_min_size_px : int, default 4
-        Specks and holes smaller than this (pixels) are removed in the first pass.
-    min_sigma_px : float, default 0.5
-        Floor of the final smoothing.
-    sigma_per_diameter : float, default 0.1
-        Final smoothing σ per pixel of first-pass fiber diameter.
-    min_size_per_diameter2 : float, default 0.1
-        Final minimum speck/hole area per squared pixel of first-pass fiber diameter.
-    junction_exclusion : float, default 1.0
-        Skeleton points within this many local radii (+1 px) of a junction or branch end are not measured.
-    edge_offset_px : float, default 1.0
-        Subtracted from 2 × EDT: how much wider the segmented mask is than the fibers (calibrated on rendered frames).
-
-    `diameter_nm` is the median skeleton width (see matmcl.features.diameter); `porosity` is the open-area fraction
-    of the segmented mask and `pore_size_um` its DiameterJ pore size (matmcl.features.pores, the ground truth's
-    definition).
-    """
-
-    def __init__(
-        self,
-        pixel_size_nm: float | None = None,
-        gradient_sigma_px: float = GRADIENT_SIGMA_PX,
-        initial_sigma_px: float = INITIAL_SIGMA_PX,
-        initial_min_size_px: int = INITIAL_MIN_SIZE_PX,
-        min_sigma_px: float = MIN_SIGMA_PX,
-        sigma_per_diameter: float = SIGMA_PER_DIAMETER,
-        min_size_per_diameter2: float = MIN_SIZE_PER_DIAMETER2,
-        junction_exclusion: float = JUNCTION_EXCLUSION,
-        edge_offset_px: float = MASK_EDGE_OFFSET_PX,
-    ) -> None:
-        self.pixel_size_nm = pixel_size_nm
-        self.gradient_sigma_px = gradient_sigma_px
-        self.initial_sigma_px = initial_sigma_px
-        self.initial_min_size_px = initial_min_size_px
-        self.min_sigma_px = min_sigma_px
-        self.sigma_per_diameter = sigma_per_diameter
-        self.min_size_per_diameter2 = min_size_per_diameter2
-        self.junction_exclusion = junction_exclusion
-        self.edge_offset_px = edge_offset_px
-
-    def fit(self, images: Iterable[np.ndarray] | None = None, y: None = None) -> StructureFeatureExtractor:
-        """No-op (nothing is learned); returns self."""
-        return self
-
-    def mask(self, image: np.ndarray) -> np.ndarray:
-        """Fiber mask (True = fiber) of one image."""
-        return fiber_mask(image, self.initial_sigma_px, self.initial_min_size_px, self.min_sigma_px,
-                          self.sigma_per_diameter, self.min_size_per_diameter2)
-
-    def image_features(self, image: np.ndarray, pixel_size_nm: float) -> dict[str, float]:
-        """The five features (FEATURE_COLUMNS) of one grayscale image."""
-        image = np.asarray(image)
-        if image.ndim != 2:
-            raise ValueError(f"expected a 2-D grayscale image, got shape {image.shape}")
-        order, angle = orientation_order(image, self.gradient_sigma_px)
-        fibers = self.mask(image)
-        return {
-            "orientation_order": order,
-            "mean_angle_deg": angle,
-            "diameter_nm": fiber_diameter_nm(fibers, pixel_size_nm, self.junction_exclusion,
-                                             self.edge_offset_px).median_nm,
-            "pore_size_um": pore_size_um(~fibers, pixel_size_nm),
-            "porosity": open_area_fraction(~fibers),
-        }
-
-    def transform(self, images: Iterable[np.ndarray], pixel_sizes: float | Sequence[float] | None = None
-                  ) -> pd.DataFrame:
-        """One row of FEATURE_COLUMNS per image; `pixel_sizes` (nm, one per image or one for all) overrides the
-        extractor's `pixel_size_nm`."""
-        images = list(images)
-        sizes = self._pixel_sizes(pixel_sizes, len(images))
-        rows = [self.image_features(image, size) for image, size in zip(images, sizes)]
-        return pd.DataFrame(rows, columns=list(FEATURE_COLUMNS))
-
-    def _pixel_sizes(self, pixel_sizes: float | Sequence[float] | None, n: int) -> np.ndarray:
-        given = self.pixel_size_nm if pixel_sizes is None else pixel_sizes
-        if given is None:
-            raise ValueError("pixel size unknown: pass pixel_sizes or set pixel_size_nm")
-        sizes = np.asarray(given, dtype=float)
-        sizes = np.full(n, float(sizes)) if sizes.ndim == 0 else sizes
-        if sizes.shape != (n,) or not np.all(sizes > 0):
-            raise ValueError(f"need {n} positive pixel sizes, got {given!r}")
-        return sizes
+def _info_bar(value: object) -> int | str:
+    """A frames-table info_bar_px cell: a row count, or "auto" when it is missing."""
+    return "auto" if value is None or pd.isna(value) else int(value)
 
 
-def _patch_rows(tasks: list[tuple[str, float]], extractor: StructureFeatureExtractor) -> list[dict[str, float]]:
-    """Features of a chunk of (PNG path, pixel size) patches (runs in a worker)."""
-    return [extractor.image_features(np.asarray(Image.open(path).convert("L")), size) for path, size in tasks]
+def _measure_task(task: tuple[str, int, str, float, object]) -> dict:
+    """Measure one frame (runs in a worker); the quality warnings are joined into one string."""
+    film_id, frame, path, pixel_size_nm, info_bar = task
+    result = measure_frame(load_sem_image(path), pixel_size_nm, _info_bar(info_bar))
+    return {FILM_ID: film_id, "frame": frame, **result, "quality": "; ".join(result["quality"])}
 
 
-def extract_patch_features(manifest: pd.DataFrame, processed_dir: str | Path, workers: int = 2, progress: bool = True,
-                           extractor: StructureFeatureExtractor | None = None) -> pd.DataFrame:
-    """Features of every patch of `manifest` (film_id, frame, patch, path relative to processed_dir, pixel_size_nm).
-
-    Returns film_id, frame, patch and FEATURE_COLUMNS in manifest order, whatever the number of workers.
-    """
-    missing = [c for c in (*PATCH_KEYS, "path", "pixel_size_nm") if c not in manifest.columns]
+def extract_frame_features(frames: pd.DataFrame, raw_dir: str | Path, workers: int = 2, progress: bool = True
+                           ) -> pd.DataFrame:
+    """One row of FRAME_COLUMNS per frame of `frames` (film_id, frame, path relative to raw_dir, pixel_size_nm,
+    info_bar_px), in table order whatever the number of workers."""
+    missing = [c for c in (*FRAME_KEYS, "path", "pixel_size_nm", "info_bar_px") if c not in frames.columns]
     if missing:
-        raise ValueError(f"patch manifest lacks columns {missing}")
-    extractor = extractor or StructureFeatureExtractor()
-    root = Path(processed_dir)
-    tasks = [(str(root / path), float(size)) for path, size in zip(manifest["path"], manifest["pixel_size_nm"])]
-    size = max(1, math.ceil(len(tasks) / (max(1, workers) * CHUNKS_PER_WORKER)))
-    batches = [tasks[i : i + size] for i in range(0, len(tasks), size)]
-    work = partial(_patch_rows, extractor=extractor)
-    rows: list[dict[str, float]] = []
-    with tqdm(total=len(tasks), desc="structure features", unit="patch", disable=not progress) as bar:
-        if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                for result in pool.map(work, batches):
-                    rows.extend(result)
-                    bar.update(len(result))
-        else:
-            for batch in batches:
-                rows.extend(work(batch))
-                bar.update(len(batch))
-    features = pd.DataFrame(rows, columns=list(FEATURE_COLUMNS))
-    return pd.concat([manifest[list(PATCH_KEYS)].reset_index(drop=True), features], axis=1)
+        raise ValueError(f"frames table lacks columns {missing}")
+    tasks = [(str(r.film_id), int(r.frame), str(Path(raw_dir) / r.path), float(r.pixel_size_nm), r.info_bar_px)
+             for r in frames.itertuples(index=False)]
+    chunksize = max(1, math.ceil(len(tasks) / (max(1, workers) * CHUNKS_PER_WORKER)))
+    rows = []
+    with tqdm(total=len(tasks), desc="structure features", unit="frame", disable=not progress) as bar:
+        with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+            for row in (pool.map(_measure_task, tasks, chunksize=chunksize) if pool else map(_measure_task, tasks)):
+                rows.append(row)
+                bar.update()
+    return pd.DataFrame(rows, columns=list(FRAME_COLUMNS)).astype({c: float for c in FEATURE_COLUMNS})
 
 
-def _frame_moments(patch_features: pd.DataFrame) -> pd.DataFrame:
-    """Per frame: the mean over its patches of the complex orientation moment S·exp(2iθ0) (NaN patches skipped)."""
-    angle = np.deg2rad(2.0 * patch_features["mean_angle_deg"].to_numpy(float))
-    moment = patch_features["orientation_order"].to_numpy(float) * np.exp(1j * angle)
-    frames = patch_features[[FILM_ID, "frame"]].assign(moment=moment)
-    return frames.dropna().groupby([FILM_ID, "frame"], sort=False)["moment"].mean().reset_index()
+def film_features(frame_features: pd.DataFrame) -> pd.DataFrame:
+    """Per-film FEATURE_COLUMNS and `n_frames` from frame features.
 
-
-def film_features(patch_features: pd.DataFrame) -> pd.DataFrame:
-    """Per-film features from patch features (film_id, frame, patch + FEATURE_COLUMNS), with `n_patches`.
-
-    Diameter, pore size and porosity are patch means (NaN patches skipped). Orientation is averaged as the complex
-    moment S·exp(2iθ0): per frame the modulus of its patches' mean moment (the order of the frame's whole field of
-    view, as in the ground truth), then the mean of these per film; `mean_angle_deg` is half the argument of the
-    film's mean frame moment.
+    Diameter, pore size, porosity and order are frame means (undefined frames skipped). The mean angle is half the
+    argument of the mean moment S·exp(2iθ0) over the frames that define an angle; NaN when none does or when the
+    film's mean order is below matmcl.features.orientation.MIN_ORDER_FOR_ANGLE.
     """
-    groups = patch_features.groupby(FILM_ID, sort=False)
-    films = groups[["diameter_nm", "pore_size_um", "porosity"]].mean()
-    frames = _frame_moments(patch_features)
-    by_film = frames.groupby(FILM_ID, sort=False)["moment"]
-    films["orientation_order"] = by_film.agg(lambda m: np.abs(m).mean())
-    films["mean_angle_deg"] = by_film.agg(lambda m: np.rad2deg(0.5 * np.angle(m.mean())))
-    films["n_patches"] = groups.size()
-    return films.reset_index()[[FILM_ID, *FEATURE_COLUMNS, "n_patches"]]
+    frames = frame_features.assign(moment=frame_features["orientation_order"].to_numpy(float)
+                                   * np.exp(2j * np.deg2rad(frame_features["mean_angle_deg"].to_numpy(float))))
+    groups = frames.groupby(FILM_ID, sort=False)
+    films = groups[["orientation_order", "diameter_nm", "pore_size_um", "porosity"]].mean()
+    angle = groups["moment"].agg(lambda m: np.rad2deg(0.5 * np.angle(m.dropna().mean())) if m.notna().any()
+                                 else np.nan)
+    films["mean_angle_deg"] = angle.where(films["orientation_order"] >= MIN_ORDER_FOR_ANGLE)
+    films["n_frames"] = groups.size()
+    return films.reset_index()[[FILM_ID, *FEATURE_COLUMNS, "n_frames"]]
 
 
 def _angle_difference_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:

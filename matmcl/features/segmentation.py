@@ -1,18 +1,16 @@
-"""Fiber vs. pore mask of a noisy SEM image, with denoising scaled to the fibers it finds.
+"""Fiber scale and fiber mask of a noisy SEM image, with denoising that follows the fiber width.
 
-Steps: square-root the grey levels (variance-stabilising for shot noise, and it lifts the dim back layers, which
-the mask must count as fibers), Gaussian smoothing, Li's minimum cross-entropy threshold (it sits lower than Otsu's
-between the dark pores and the many grey levels of the fiber layers, so dim fibers stay in), then removal of fiber
-specks and pore holes below a minimum area.
+`fiber_scale_px` finds the typical fiber width without a mask: for fibers of width w and contrast C the summed
+excess brightness over the background is C·w·L and the summed gradient magnitude 2·C·L (two edges of length L), so
+w ≈ 2·Σ(f − background)/Σ|∇f|, contrast-free. Noise inflates Σ|∇f| at a fine scale σ, blur merges fibers at a
+coarse one (w(σ) grows about 5σ on dense mats), so σ starts at the pixel level and steps up to w/`SCALE_SIGMA_RATIO`
+a few times, where noise has faded but fibers are still apart. The estimate is rough — it reads high, up to about
+2×, on dense mats where crossings and touching fibers hide edges — and only sets the mask's smoothing.
 
-A fixed smoothing cannot suit every mat: it closes the narrow gaps between thin fibers (pores too large, fibers too
-wide) yet leaves noise speckle and the darker cores of thick fibers (secondary-electron edge effect) that split
-thick fibers and pores. So the mask is made twice: a first pass at a fine scale measures the fiber diameter d
-(pixels), and the final pass smooths with σ = max(min_sigma_px, sigma_per_diameter·d) and removes objects smaller
-than min_size_per_diameter2·d² pixels — the same relative denoising for every fiber size, down to the pixel-level floor.
-The defaults were chosen on rendered virtual-lab frames (benchmarks/bench_features.py reports the resulting errors).
-On ideal sharp two-level images the mask comes out about 0.1·d too wide (the smoothing ramps the edges and Li's
-threshold sits below half height); on blurred multi-layer SEM frames that is what the fiber edges need.
+`fiber_mask` smooths the square-rooted image (variance-stabilising for shot noise; lifts the dim back layers) with
+σ = w/`SMOOTH_PER_WIDTH`, thresholds it with Li's minimum cross-entropy (low enough to keep dim back-layer fibers)
+and removes fiber specks and pore holes smaller than (w·`MIN_SIZE_PER_WIDTH`)². Its edges are only approximate:
+widths come from intensity profiles (matmcl.features.diameter), which also move the mask edges to half height.
 """
 
 from __future__ import annotations
@@ -22,16 +20,14 @@ from scipy import ndimage
 from skimage.filters import threshold_li
 from skimage.morphology import remove_small_holes, remove_small_objects
 
-from matmcl.features.diameter import skeleton_diameters_px
-
-INITIAL_SIGMA_PX = 0.7  # smoothing of the first, scale-finding pass
-INITIAL_MIN_SIZE_PX = 4  # specks and holes smaller than this area (pixels) are removed in the first pass
-MIN_SIGMA_PX = 0.5  # floor of the final smoothing (pixel-level resolution)
-SIGMA_PER_DIAMETER = 0.1  # final smoothing σ per pixel of fiber diameter
-MIN_SIZE_PER_DIAMETER2 = 0.1  # final minimum speck/hole area per squared pixel of fiber diameter
-# The Li threshold sits low on the fibers' blurred edges (it must keep the dim back layers), so the mask is wider than
-# the fibers; 2·EDT − 1 px matches the rendered diameters (calibrated with benchmarks/bench_features.py).
-MASK_EDGE_OFFSET_PX = 1.0
+SCALE_SIGMA_RATIO = 10.0  # gradient scale σ = width / this while estimating the width
+SCALE_ITERATIONS = 3
+BACKGROUND_PERCENTILE = 2.0  # background level of the scale estimate
+MIN_SIGMA_PX = 0.5
+SCALE_BIN_SIGMA_PX = 2.0  # at a scale σ ≥ k·this the estimate runs on the image binned k × k (same result, less work)
+SMOOTH_PER_WIDTH = 8.0  # mask smoothing σ = width / this (at least MIN_SIGMA_PX)
+LI_SUBSAMPLE = 3  # Li's threshold is computed on every 3rd pixel in each direction (a histogram statistic)
+MIN_SIZE_PER_WIDTH = 0.3  # specks and holes smaller than (this · width)² pixels are removed
 
 
 def shot_noise_stabilized(image: np.ndarray) -> np.ndarray:
@@ -39,31 +35,51 @@ def shot_noise_stabilized(image: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(np.asarray(image, dtype=float), 0.0, None))
 
 
-def threshold_mask(image: np.ndarray, sigma_px: float, min_size_px: int) -> np.ndarray:
-    """Fiber mask at one scale: smooth the stabilized image, Li threshold, remove specks and holes < min_size_px."""
-    smooth = ndimage.gaussian_filter(shot_noise_stabilized(image), sigma_px)
+def fiber_scale_px(image: np.ndarray) -> float:
+    """Rough typical fiber width in pixels (NaN for a flat image)."""
+    values = np.asarray(image, dtype=float)
+    sigma = MIN_SIGMA_PX
+    width = float("nan")
+    for _ in range(SCALE_ITERATIONS):
+        factor = max(1, int(sigma // SCALE_BIN_SIGMA_PX))
+        smooth = ndimage.gaussian_filter(bin_image(values, factor), sigma / factor)
+        excess = np.clip(smooth - np.percentile(smooth[::2, ::2], BACKGROUND_PERCENTILE), 0, None).sum()
+        edges = np.hypot(*np.gradient(smooth)).sum()
+        if edges <= 0 or excess <= 0:
+            return float("nan")
+        width = 2.0 * factor * excess / edges
+        new_sigma = float(np.clip(width / SCALE_SIGMA_RATIO, MIN_SIGMA_PX, min(values.shape) / 16))
+        if new_sigma <= sigma:
+            break
+        sigma = new_sigma
+    return width
+
+
+def bin_image(image: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of factor × factor pixel blocks (the last incomplete rows and columns are dropped)."""
+    if factor <= 1:
+        return image
+    rows, cols = image.shape[0] // factor, image.shape[1] // factor
+    return image[: rows * factor, : cols * factor].reshape(rows, factor, cols, factor).mean(axis=(1, 3))
+
+
+def smoothing_sigma_px(width_px: float) -> float:
+    """Mask smoothing for fibers about `width_px` wide."""
+    return max(MIN_SIGMA_PX, width_px / SMOOTH_PER_WIDTH)
+
+
+def fiber_mask(image: np.ndarray, width_px: float) -> np.ndarray:
+    """Boolean mask (True = fiber) of a grayscale image whose fibers are about `width_px` wide."""
+    smooth = ndimage.gaussian_filter(shot_noise_stabilized(image), smoothing_sigma_px(width_px))
     if np.ptp(smooth) == 0:
         return np.zeros(smooth.shape, dtype=bool)
-    mask = smooth > threshold_li(smooth)
-    if min_size_px > 1:
-        mask = remove_small_objects(mask, max_size=min_size_px - 1)
-        mask = remove_small_holes(mask, max_size=min_size_px - 1)
+    return clean_mask(smooth > threshold_li(smooth[::LI_SUBSAMPLE, ::LI_SUBSAMPLE]), width_px)
+
+
+def clean_mask(mask: np.ndarray, width_px: float) -> np.ndarray:
+    """Remove fiber specks and fill pore holes smaller than (MIN_SIZE_PER_WIDTH · width)² pixels."""
+    min_size = int((MIN_SIZE_PER_WIDTH * width_px) ** 2)
+    if min_size > 1:
+        mask = remove_small_objects(mask, max_size=min_size - 1)
+        mask = remove_small_holes(mask, max_size=min_size - 1)
     return mask
-
-
-def fiber_mask(
-    image: np.ndarray,
-    initial_sigma_px: float = INITIAL_SIGMA_PX,
-    initial_min_size_px: int = INITIAL_MIN_SIZE_PX,
-    min_sigma_px: float = MIN_SIGMA_PX,
-    sigma_per_diameter: float = SIGMA_PER_DIAMETER,
-    min_size_per_diameter2: float = MIN_SIZE_PER_DIAMETER2,
-) -> np.ndarray:
-    """Boolean mask (True = fiber) of a grayscale image, denoised at a scale set by its own fiber diameter."""
-    first = threshold_mask(image, initial_sigma_px, initial_min_size_px)
-    widths = skeleton_diameters_px(first, edge_offset_px=MASK_EDGE_OFFSET_PX)
-    if widths.size == 0:
-        return first
-    diameter_px = float(np.median(widths))
-    sigma_px = max(min_sigma_px, sigma_per_diameter * diameter_px)
-    return threshold_mask(image, sigma_px, int(round(min_size_per_diameter2 * diameter_px**2)))

@@ -29,6 +29,7 @@ from matmcl.config import PreprocessConfig
 from matmcl.rawdata import check_frame_size, load_sem_image
 from matmcl.schema import PATCHES_FILE
 from matmcl.sem.histmatch import N_LEVELS, grey_histogram, load_reference, match_histogram, save_reference
+from matmcl.sem.infobar import detect_info_bar
 from matmcl.sem.patching import grid_shape, patch_index, tile_frame, usable_area
 
 FRAME_COLUMNS: tuple[str, ...] = ("film_id", "frame", "path", "pixel_size_nm", "info_bar_px")
@@ -49,6 +50,7 @@ PATCHES_DIR = "patches"
 MANIFEST_FILE = PATCHES_FILE
 REFERENCE_FILE = "reference_histogram.json"
 POOLED_REFERENCE = "pooled"
+REFERENCE_FILMS = "reference_films"  # pooled over a fixed film subset (matmcl.evaluation.protocol)
 PNG_COMPRESS_LEVEL = 1  # zlib level: ~6x faster than PIL's default 6 for ~15 % larger files (lossless either way)
 CHUNKS_PER_WORKER = 4  # tasks are handed out in about this many chunks per worker (load balance vs. overhead)
 
@@ -64,7 +66,7 @@ class FrameTask:
     frame: int
     path: Path
     pixel_size_nm: float
-    info_bar_px: int
+    info_bar_px: int | None  # None: detect the bar in the frame (matmcl.sem.infobar)
 
 
 def patch_name(film_id: str, frame: int, patch: int) -> str:
@@ -81,21 +83,24 @@ def frame_tasks(frames: pd.DataFrame, raw_dir: str | Path) -> list[FrameTask]:
         raise ValueError("frames table is empty: nothing to preprocess")
     ordered = frames.sort_values(["film_id", "frame"], kind="stable")
     return [
-        FrameTask(str(r.film_id), int(r.frame), Path(raw_dir) / str(r.path), float(r.pixel_size_nm), int(r.info_bar_px))
+        FrameTask(str(r.film_id), int(r.frame), Path(raw_dir) / str(r.path), float(r.pixel_size_nm),
+                  None if pd.isna(r.info_bar_px) else int(r.info_bar_px))
         for r in ordered.itertuples(index=False)
     ]
 
 
-def load_frame(task: FrameTask, tile_px: int) -> np.ndarray:
-    """Read a frame as uint8 and check that at least one tile fits above its info bar (RawDataError if not)."""
+def load_frame(task: FrameTask, tile_px: int) -> tuple[np.ndarray, int]:
+    """Read a frame as uint8 and its info-bar rows (the table's, or detected where it gives none); check that at
+    least one tile fits above the bar (RawDataError if not)."""
     image = load_sem_image(task.path)
-    check_frame_size(image, task.info_bar_px, tile_px, task.path)
-    return image
+    bar = detect_info_bar(image) if task.info_bar_px is None else task.info_bar_px
+    check_frame_size(image, bar, tile_px, task.path)
+    return image, bar
 
 
 def frame_histogram(task: FrameTask, tile_px: int) -> np.ndarray:
     """Grey-level histogram of a frame's usable area (pass 1 worker)."""
-    return grey_histogram(usable_area(load_frame(task, tile_px), task.info_bar_px))
+    return grey_histogram(usable_area(*load_frame(task, tile_px)))
 
 
 def write_png(array: np.ndarray, path: Path) -> None:
@@ -105,9 +110,9 @@ def write_png(array: np.ndarray, path: Path) -> None:
 
 def process_frame(task: FrameTask, tile_px: int, reference_hist: np.ndarray, patches_dir: Path) -> list[dict[str, Any]]:
     """Tile a frame, match and write its patches under `patches_dir`; return their manifest rows (pass 2 worker)."""
-    image = load_frame(task, tile_px)
-    tiles = tile_frame(image, task.info_bar_px, tile_px)
-    n_cols = grid_shape(*image.shape, task.info_bar_px, tile_px)[1]
+    image, bar = load_frame(task, tile_px)
+    tiles = tile_frame(image, bar, tile_px)
+    n_cols = grid_shape(*image.shape, bar, tile_px)[1]
     (patches_dir / task.film_id).mkdir(parents=True, exist_ok=True)
     rows = []
     for tile in tiles:
@@ -165,9 +170,20 @@ def resolve_reference(
     if config.reference == POOLED_REFERENCE:
         info = {"method": POOLED_REFERENCE, "source": "usable area (info bar dropped) of every frame"}
         return pooled_reference(tasks, config, progress), {**info, "n_frames": len(tasks)}
+    if config.reference == REFERENCE_FILMS:
+        # Only the frames of a fixed film subset (chosen from film ids alone, before any split); the evaluation
+        # protocol keeps these films in training in every fold, so no test film's pixels shape the reference.
+        from matmcl.evaluation.protocol import REFERENCE_FRACTION, reference_films
+
+        films = reference_films([t.film_id for t in tasks], REFERENCE_FRACTION)
+        chosen = [t for t in tasks if t.film_id in set(films)]
+        info = {"method": REFERENCE_FILMS, "source": "usable area of the frames of the reference films",
+                "films": films, "n_frames": len(chosen)}
+        return pooled_reference(chosen, config, progress), info
     path = Path(config.reference)
     if not path.is_file():
-        raise ValueError(f"preprocess.reference must be {POOLED_REFERENCE!r} or a reference JSON file; got {path}")
+        raise ValueError(f"preprocess.reference must be {POOLED_REFERENCE!r}, {REFERENCE_FILMS!r} or a reference JSON "
+                         f"file; got {path}")
     return load_reference(path), {"method": "file", "source": str(path)}
 
 
