@@ -19,14 +19,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from matmcl.artifacts import HEADS_DIR, SGPT_DIR
+from matmcl.artifacts import HEADS_DIR, PATCHES_FILE, REFERENCE_FILE, SGPT_DIR
 from matmcl.config import BoundsConfig
 from matmcl.models.heads import PropertyHead
 from matmcl.models.sgpt import FUSED, SGPTModel
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, DIRECTION_NAMES, PROPERTY_COLUMNS, TRANSVERSE
 from matmcl.sem.histmatch import load_reference, match_histogram
 from matmcl.sem.patching import tile_frame
-from matmcl.training.data import PATCHES_FILE, ConditionScaler, ProcessedData, RowPatches, read_patch
+from matmcl.training.data import ConditionScaler, ProcessedData, RowPatches, read_patch
 from matmcl.training.properties import TargetScaler, embed_conditions, embed_pairs, load_head, predict_rows
 from matmcl.training.pretrain import check_sgpt, load_sgpt
 
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 CONDITIONS_MODEL, FUSION_MODEL = "matmcl_conditions", "matmcl_fusion"
 ROW, MODEL, OUT_OF_RANGE = "row", "model", "out_of_range"
 DIRECTION_NAME = "direction_name"
-REFERENCE_FILE = "reference_histogram.json"
 CPU = torch.device("cpu")
 EMBED_BATCH = 256
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from matmcl.artifacts import COMPOSITE_DIR, COMPOSITE_PLOTS_DIR, COMPOSITE_TABLE_FILE, SCALER_FILE, SGPT_DIR
+from matmcl.artifacts import COMPOSITE_DIR, COMPOSITE_PLOTS_DIR, COMPOSITE_TABLE_FILE, SCALER_FILE, SGPT_DIR, stage_report
 from matmcl.atomic import atomic_dir, write_csv
 from matmcl.codebase import code_version
 from matmcl.composites.config import BASELINE, MSL, CompositeConfig
@@ -253,7 +253,7 @@ def _mlflow_names(metrics: Any) -> Any:
 
 def _sgpt_run(workspace: Workspace, sgpt_fingerprint: str) -> str | None:
     """The MLflow run that logged this SGPT model (reports/pretrain.json, when its fingerprint matches)."""
-    path = workspace.reports / "pretrain.json"
+    path = workspace.reports / stage_report("pretrain")
     if path.is_file():
         doc = json.loads(path.read_text())
         if doc.get("fingerprint") == sgpt_fingerprint:

@@ -35,16 +35,15 @@ from matmcl.rawdata import (
     parse_numbers,
     read_csv_strings,
 )
+from matmcl.artifacts import PATCHES_FILE, SPLITS_FILE, TABLE_FILE
 from matmcl.schema import (
     CONDITION_COLUMNS,
     DIRECTION,
     DIRECTION_NAMES,
     FILM_ID,
-    PATCHES_FILE,
     PROPERTY_COLUMNS,
     SPLIT,
     SPLIT_NAMES,
-    TABLE_FILE,
 )
 from matmcl.validation import YIELD_STRENGTH, condition_bounds, validate
 
@@ -56,7 +55,6 @@ GALLERY_CSV = Path("table/retrieval_gallery/retrieval_gallery.csv")
 GENERATION_CSV = Path("table/gen/gen.csv")
 PATCHES_DIR = Path("images/preprocessed")
 
-SPLITS_FILE = "splits.parquet"
 METADATA_FILE = "bundle_import.json"
 
 # The bundle's CSV columns by position (their code ignores the header names).

@@ -15,7 +15,15 @@ from PIL import Image
 from tqdm import tqdm
 
 from matmcl import __version__
-from matmcl.artifacts import LAB_MANIFEST
+from matmcl.artifacts import (
+    COMPOSITE_CURVES_CSV,
+    COMPOSITES_CSV,
+    CONDITIONS_CSV,
+    CURVES_CSV,
+    FRAMES_CSV,
+    GROUND_TRUTH_DIR,
+    LAB_MANIFEST,
+)
 from matmcl.atomic import atomic_dir
 from matmcl.config import SynthConfig
 from matmcl.lab.conditions import sample_conditions
@@ -125,19 +133,19 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
     check_replaceable(out_dir)
     with atomic_dir(out_dir) as root:
         conditions = sample_conditions(cfg.n_films, cfg.seed)
-        conditions.to_csv(root / "conditions.csv", index=False)
+        conditions.to_csv(root / CONDITIONS_CSV, index=False)
         films = draw_film_structure(conditions, np.random.default_rng([cfg.seed, STREAM_FILMS]))
         films.insert(0, FILM_ID, conditions[FILM_ID])
 
         frames = render_all_frames(films, cfg, root, progress)
         frame_columns = [FILM_ID, "frame", "path", "pixel_size_nm", "info_bar_px"]
         (root / "sem").mkdir(exist_ok=True)
-        frames[frame_columns].to_csv(root / "sem" / "frames.csv", index=False)
+        frames[frame_columns].to_csv(root / FRAMES_CSV, index=False)
         t_frames = time.perf_counter() - start
 
         properties = expected_properties(films)
         curves, specimens = _curve_rows(properties, FILM_ID, "tensile", cfg, STREAM_SPECIMENS, root)
-        curves.to_csv(root / "tensile" / "curves.csv", index=False)
+        curves.to_csv(root / CURVES_CSV, index=False)
 
         n_composites = min(cfg.n_composites, len(films))
         if n_composites < cfg.n_composites:
@@ -150,7 +158,7 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
              FILM_ID: films[FILM_ID].to_numpy()[composite_films]}
         )
         (root / "composites").mkdir()
-        composites.to_csv(root / "composites" / "composites.csv", index=False)
+        composites.to_csv(root / COMPOSITES_CSV, index=False)
         composite_truth = composite_expected_properties(
             films.iloc[composite_films].reset_index(drop=True), composites[COMPOSITE_ID],
             np.random.default_rng([cfg.seed, STREAM_COMPOSITES, 1]),
@@ -158,9 +166,9 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
         composite_curves, composite_specimens = _curve_rows(
             composite_truth, COMPOSITE_ID, "composites/tensile", cfg, STREAM_COMPOSITES, root
         )
-        composite_curves.to_csv(root / "composites" / "tensile" / "curves.csv", index=False)
+        composite_curves.to_csv(root / COMPOSITE_CURVES_CSV, index=False)
 
-        truth = root / "ground_truth"
+        truth = root / GROUND_TRUTH_DIR
         truth.mkdir()
         image_truth = frames.drop(columns=["path", "pixel_size_nm", "info_bar_px"])
         films["pore_size_um"] = image_truth.groupby(FILM_ID, sort=False)["pore_size_um"].mean().to_numpy()

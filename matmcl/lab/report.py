@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from matmcl.artifacts import FRAMES_CSV, GROUND_TRUTH_DIR, LAB_CONTACT_SHEET, LAB_TRENDS
 from matmcl.evaluation.plots import (
     column_label,
     panel_grid,
@@ -40,7 +41,7 @@ def write_contact_sheet(raw: Path, films: pd.DataFrame, path: Path) -> Path:
     """Top-left crops of frame 0 of the films at both ends of each condition's range."""
     from matmcl.rawdata import load_sem_image
 
-    frames = pd.read_csv(raw / "sem" / "frames.csv")
+    frames = pd.read_csv(raw / FRAMES_CSV)
     images, titles = [], []
     for film_id, caption in _pick_extremes(films):
         row = frames[(frames[FILM_ID] == film_id) & (frames["frame"] == 0)].iloc[0]
@@ -81,12 +82,12 @@ def write_trend_plots(films: pd.DataFrame, properties: pd.DataFrame, path: Path)
 def write_lab_report(raw: str | Path, reports: str | Path) -> dict[str, Path]:
     """Write `lab_contact_sheet.png` and `lab_trends.png` for the virtual-lab dataset in `raw`."""
     raw, reports = Path(raw), Path(reports)
-    truth = raw / "ground_truth"
+    truth = raw / GROUND_TRUTH_DIR
     if not truth.exists():
         raise FileNotFoundError(f"{truth} not found: the lab report needs a virtual-lab dataset (matmcl synth)")
     films = pd.read_parquet(truth / "films.parquet")
     properties = pd.read_parquet(truth / "properties.parquet")
     return {
-        "contact_sheet": write_contact_sheet(raw, films, reports / "lab_contact_sheet.png"),
-        "trends": write_trend_plots(films, properties, reports / "lab_trends.png"),
+        "contact_sheet": write_contact_sheet(raw, films, reports / LAB_CONTACT_SHEET),
+        "trends": write_trend_plots(films, properties, reports / LAB_TRENDS),
     }

@@ -9,6 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from matmcl.artifacts import (
+    FEATURES_FILE,
+    FEATURES_PLOT,
+    MATCHING_PLOT,
+    PATCHES_FILE,
+    PROPERTIES_PLOT,
+    TABLE_FILE,
+)
 from matmcl.config import PreprocessConfig
 from matmcl.evaluation.plots import (
     column_label,
@@ -113,12 +121,12 @@ def data_report(ctx: StageContext) -> StageResult:
         if key in stage[source]:
             data[key] = stage[source][key]
     ctx.write_metrics("data", data)
-    manifest = pd.read_parquet(ws.processed / "patches.parquet")
-    features = pd.read_parquet(ws.processed / "features.parquet")
-    table = pd.read_parquet(ws.processed / "table.parquet")
+    manifest = pd.read_parquet(ws.processed / PATCHES_FILE)
+    features = pd.read_parquet(ws.processed / FEATURES_FILE)
+    table = pd.read_parquet(ws.processed / TABLE_FILE)
     plots = {
-        "matching": plot_matching(ctx, manifest, ws.reports / "data_histogram_matching.png"),
-        "features": plot_feature_histograms(features, ws.reports / "data_features.png"),
-        "properties": plot_properties(table, features, ws.reports / "data_properties.png"),
+        "matching": plot_matching(ctx, manifest, ws.reports / MATCHING_PLOT),
+        "features": plot_feature_histograms(features, ws.reports / FEATURES_PLOT),
+        "properties": plot_properties(table, features, ws.reports / PROPERTIES_PLOT),
     }
     return StageResult(data, plots)

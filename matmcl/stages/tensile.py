@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from matmcl.artifacts import COMPOSITE_PROPERTIES_FILE, CURVE_PROPERTIES_FILE, GROUND_TRUTH_DIR, PROPERTIES_FILE
 from matmcl.atomic import write_parquet
 from matmcl.config import BoundsConfig, DataConfig
 from matmcl.rawdata import MAX_LISTED, RawDataError, RawDataset, handle_incomplete, load_raw_dataset
@@ -25,7 +26,6 @@ from matmcl.validation import validate
 log = logging.getLogger(__name__)
 
 CURVE_COLUMNS = [DIRECTION, "replicate", "path", *PROPERTY_COLUMNS]
-COMPOSITES_FILE = "composite_properties.parquet"
 
 
 def extract_curves(curves: pd.DataFrame, raw_dir: Path, id_columns: list[str], on_bad_curve: str
@@ -91,24 +91,24 @@ def tensile(ctx: StageContext) -> StageResult:
             raise RawDataError(f"{ws.raw}: no film has readable tensile curves in both directions")
         properties = summarize_replicates(per_curve, FILM_ID)
         validate(properties, "properties").raise_for_failures()
-        outputs = {"curve_properties.parquet": per_curve, "properties.parquet": properties}
+        outputs = {CURVE_PROPERTIES_FILE: per_curve, PROPERTIES_FILE: properties}
         metrics.update(n_curves=len(per_curve), n_property_rows=len(properties), skipped_curves=skipped,
                        skipped_films=_listed(dataset.skipped + lost, FILM_ID))
         if dataset.composites is not None:
             composites, skipped_c, skipped_composites = _composites(ws.raw, dataset, dropped, cfg)
             if composites is not None:
-                outputs[COMPOSITES_FILE] = composites
+                outputs[COMPOSITE_PROPERTIES_FILE] = composites
             metrics.update(n_composite_curves=int(composites["n_replicates"].sum()) if composites is not None else 0,
                            skipped_composite_curves=skipped_c,
                            skipped_composites=_listed(dataset.skipped_composites + skipped_composites, COMPOSITE_ID))
-        truth = ws.raw / "ground_truth" / "specimens.parquet"
+        truth = ws.raw / GROUND_TRUTH_DIR / "specimens.parquet"
         if truth.exists():
             metrics["tensile_rel_error"] = relative_errors(per_curve, pd.read_parquet(truth),
                                                            [FILM_ID, DIRECTION, "replicate"])
         for name, table in outputs.items():  # every check passed: only now write
             write_parquet(table, ws.processed / name)
-        if COMPOSITES_FILE not in outputs:  # no composite left: a previous run's table must not be used
-            (ws.processed / COMPOSITES_FILE).unlink(missing_ok=True)
+        if COMPOSITE_PROPERTIES_FILE not in outputs:  # no composite left: a previous run's table must not be used
+            (ws.processed / COMPOSITE_PROPERTIES_FILE).unlink(missing_ok=True)
     ctx.write_metrics("tensile", metrics)
     return StageResult(metrics)
 
