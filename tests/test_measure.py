@@ -103,6 +103,15 @@ def test_noise_and_rings_have_no_order_and_no_angle():
         assert measured["quality"]  # "too weak to define a mean angle" or "no resolvable fibers"
 
 
+@pytest.mark.parametrize("kappa", [0.5, 2.0])
+def test_generator_realises_the_von_mises_order_with_few_fibers(kappa):
+    spec = MatSpec(field_nm=(4000.0, 4000.0), width_mean_nm=100.0, coverage=0.5, kappa=kappa, mean_angle_deg=-41.0,
+                   seed=3)
+    truth = render(spec, 40.0, SHARP).truth
+    assert truth["n_fibers"] < 40
+    assert truth["orientation_order"] == pytest.approx(truth["vonmises_order"], abs=0.01)
+
+
 def test_isotropic_mat_reads_order_below_0_05():
     spec = MatSpec(field_nm=(8000.0, 8000.0), width_mean_nm=50.0, coverage=0.6, n_layers=2, balanced=True, seed=400)
     frame = render(spec, 10.0, SHARP)

@@ -28,11 +28,11 @@ from skimage.morphology import skeletonize
 
 SPUR_PER_WIDTH = 1.0
 FRAGMENT_PER_WIDTH = 2.0
-MAX_PROFILES = 800  # profile positions per frame (evenly spread over the segment pixels)
+MAX_PROFILES = 1000  # profile positions per frame (evenly spread over the segment pixels)
 PROFILE_SAMPLES = 49  # samples across the fiber
 PROFILE_SPAN = 1.2  # half length of a profile in local mask widths (+ PROFILE_MARGIN_PX)
 PROFILE_MARGIN_PX = 2.0
-ALONG_SAMPLES = 3
+ALONG_SAMPLES = 5
 DIRECTION_WINDOW = 0.75  # the centre-line direction uses segment pixels within this many widths (at least 3 px)
 MIN_LENGTH_PER_WIDTH = 2.0  # shorter segments (bridges inside crossings, stubs) are not measured
 MIN_CONTRAST = 0.15  # of the image contrast (95th − 5th percentile)

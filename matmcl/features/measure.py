@@ -1,9 +1,10 @@
 """`measure_frame`: orientation, fiber diameter, pore size, porosity and beads of one SEM frame (docs/measurement.md).
 
 Everything is measured on the usable area of the raw frame (info bar removed, no histogram matching) at scales set
-by the frame's own fiber width: the model's patch size plays no part. Steps: info bar → fiber scale → orientation
-(structure tensor at a width-dependent gradient scale) → fiber mask → per-segment half-maximum widths → the mask's
-edges moved to each fiber's edge level (half maximum, corrected for blur) → pores, porosity and beads from that mask.
+by the frame's own fiber width: the model's patch size plays no part. Steps: info bar → fiber scale (wide fibers:
+the frame is binned) → fiber mask → per-segment edge-to-edge widths from intensity profiles (half maximum, raised
+for bright rims), whose directions give the orientation → the mask's edges moved to the edge level of the nearest
+profile → pores, porosity and beads from that mask.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ BEAD_WIDTH_RATIO = 2.2  # a bead is a blob wider than this many median fiber wid
 MIN_FIBER_PX = 2.0  # narrower structures (noise grain) are not fibers: nothing is measured
 MIN_WIDTH_PX = 3.0  # narrower fibers are not resolved: their widths are flagged
 MAX_WIDTH_FRACTION = 1 / 8  # wider fibers (vs. the shorter image side) are too few per frame: flagged
-BIN_ROUGH_PX = 6.0  # frames whose rough fiber width is ≥ k·this are binned k × k (fibers stay ≥ 4 px wide even
+BIN_ROUGH_PX = 8.0  # frames whose rough fiber width is ≥ k·this are binned k × k (fibers stay ≥ 4 px wide even
 # where the rough width reads 2× high)
 MIN_SEGMENTS = 10  # fewer measured segments are flagged
 CONTRAST_PERCENTILES = (5.0, 95.0)

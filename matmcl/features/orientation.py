@@ -1,8 +1,8 @@
 """Fiber orientation from the centre lines: the order parameter and mean angle of the local fiber directions.
 
 The direction of a fiber at a centre-line pixel is the main axis of the nearby pixels of its skeleton segment
-(matmcl.features.diameter), taken at points spread evenly over the pixels of all measured segments and weighted by the centre-line length per
-pixel (√2 on diagonals), so every unit of fiber length counts once whatever its brightness, depth layer or width — the definition of the truth:
+(matmcl.features.diameter), taken at points spread evenly along all measured segments, so every unit of fiber
+length counts once whatever its brightness, depth layer or width — the definition of the truth:
 
     m = ⟨exp(2iθ)⟩ over centre-line points,   S = |m|,   θ0 = ½·arg m.
 
@@ -20,21 +20,12 @@ import numpy as np
 MIN_ORDER_FOR_ANGLE = 0.05  # below this S the mean angle is undefined
 
 
-def pixel_length(angles_rad: np.ndarray) -> np.ndarray:
-    """Centre-line length per pixel of an 8-connected skeleton running at the given angles: 1/max(|cos θ|, |sin θ|)
-    (√2 on diagonals), the weight that makes points spread over skeleton pixels count length."""
-    angles = np.asarray(angles_rad, dtype=float)
-    return 1.0 / np.maximum(np.abs(np.cos(angles)), np.abs(np.sin(angles)))
-
-
 def orientation_order(angles_rad: np.ndarray) -> tuple[float, float | None]:
     """Order parameter S in [0, 1] and mean angle θ0 in degrees (None when S < MIN_ORDER_FOR_ANGLE) of fiber
-    directions given as angles (radians, counter-clockwise, y up; axial: θ and θ + π are the same direction) at
-    points spread evenly over skeleton pixels (each weighted by its `pixel_length`)."""
+    directions given as angles (radians, counter-clockwise, y up; axial: θ and θ + π are the same direction)."""
     angles = np.asarray(angles_rad, dtype=float)
     if angles.size == 0:
         return 0.0, None
-    weights = pixel_length(angles)
-    moment = np.sum(weights * np.exp(2j * angles)) / weights.sum()
+    moment = np.exp(2j * angles).mean()
     order = float(abs(moment))
     return order, (float(np.rad2deg(0.5 * np.angle(moment))) if order >= MIN_ORDER_FOR_ANGLE else None)

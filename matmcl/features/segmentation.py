@@ -24,7 +24,7 @@ SCALE_SIGMA_RATIO = 10.0  # gradient scale σ = width / this while estimating th
 SCALE_ITERATIONS = 3
 BACKGROUND_PERCENTILE = 2.0  # background level of the scale estimate
 MIN_SIGMA_PX = 0.5
-SCALE_BIN_SIGMA_PX = 2.0  # at a scale σ ≥ k·this the estimate runs on the image binned k × k (same result, less work)
+SCALE_BIN_SIGMA_PX = 2.0  # at a scale σ ≥ k·this the estimate runs on the image binned k × k (less work)
 SMOOTH_PER_WIDTH = 8.0  # mask smoothing σ = width / this (at least MIN_SIGMA_PX)
 LI_SUBSAMPLE = 3  # Li's threshold is computed on every 3rd pixel in each direction (a histogram statistic)
 MIN_SIZE_PER_WIDTH = 0.3  # specks and holes smaller than (this · width)² pixels are removed

@@ -24,6 +24,7 @@ from scipy import ndimage, special, stats
 from matmcl.features.pores import open_area_fraction, pore_size_um
 
 INFO_BAR_STYLES = ("fei", "zeiss", "hitachi", "jeol", "tescan")
+LENGTH_STRATA_ITERATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Look:
     background: float = 0.08
     fiber_level: float = 0.6
     edge_gain: float = 0.35  # rim brightening: brightness × (1 + edge_gain·t⁴), t = distance from the axis / radius
-    rim_nm: float = 0.0  # if > 0: brightening × exp(−depth below the surface / rim_nm) instead (a fixed escape depth)
+    rim_nm: float = 0.0  # if > 0: brightening × exp(−depth below the surface / rim_nm) instead (escape depth)
     layer_dimming: float = 0.5  # the deepest layer is this much darker than the top one
     depth_blur_nm: float = 0.0  # extra Gaussian blur σ of the deepest layer (linear in depth)
     psf_nm: float = 0.0  # focus blur σ of the whole image
@@ -89,18 +90,35 @@ def vonmises_order(kappa: float) -> float:
     return float(special.ive(1, kappa) / special.ive(0, kappa)) if kappa > 0 else 0.0
 
 
+def _chord_nm(angle: np.ndarray, offset: np.ndarray, field_nm: tuple[float, float]) -> np.ndarray:
+    """Length of each straight line (angle, signed offset from the centre) inside the field."""
+    ux, uy = np.cos(angle), -np.sin(angle)
+    low, high = np.full(angle.shape, -np.inf), np.full(angle.shape, np.inf)
+    for start, step, half in ((-offset * uy, ux, field_nm[1] / 2), (offset * ux, uy, field_nm[0] / 2)):
+        safe = np.where(np.abs(step) > 1e-12, step, 1e-12)
+        a, b = (-half - start) / safe, (half - start) / safe
+        low, high = np.maximum(low, np.minimum(a, b)), np.minimum(high, np.maximum(a, b))
+    return np.clip(high - low, 0, None)
+
+
 def _draw_fibers(spec: MatSpec, rng: np.random.Generator) -> _Fibers:
-    """Lines with stratified von Mises angles (the realised order is close to I1/I0) and uniform offsets."""
+    """Lines with uniform offsets and von Mises angles stratified by their length in the frame: fiber i (in a random
+    order) gets the quantile at the middle of its share of the cumulative in-frame length, so the length-weighted
+    realised order of straight fibers is close to I1(k)/I0(k) whatever the number of fibers."""
     height, width = spec.field_nm
     radius = 0.5 * np.hypot(height, width) + 2 * spec.width_mean_nm
     n = max(8, int(round(spec.coverage * 2 * radius / spec.width_mean_nm)))  # a line's mean length in frame: A/(2R)
+    offset = rng.uniform(-radius, radius, n)
+    order = rng.permutation(n)
     quantiles = (np.arange(n) + rng.uniform(0, 1, n)) / n
-    doubled = stats.vonmises.ppf(quantiles, spec.kappa) if spec.kappa > 0 else np.pi * (2 * quantiles - 1)
-    angle = np.deg2rad(spec.mean_angle_deg) + 0.5 * rng.permutation(doubled)
+    for _ in range(LENGTH_STRATA_ITERATIONS + 1):  # chord lengths depend on the angles: a few fixed-point rounds
+        doubled = stats.vonmises.ppf(quantiles, spec.kappa) if spec.kappa > 0 else np.pi * (2 * quantiles - 1)
+        angle = np.deg2rad(spec.mean_angle_deg) + 0.5 * doubled[order]
+        length = _chord_nm(angle, offset, spec.field_nm)[np.argsort(order)] + 1e-9  # in stratum order
+        quantiles = np.clip((np.cumsum(length) - 0.5 * length) / length.sum(), 1e-6, 1 - 1e-6)
     sigma = np.sqrt(np.log1p(spec.width_cv**2))
     widths = spec.width_mean_nm * (rng.lognormal(-sigma**2 / 2, sigma, n) if spec.width_cv > 0 else np.ones(n))
-    fibers = _Fibers(angle, rng.uniform(-radius, radius, n), widths, rng.integers(spec.n_layers, size=n),
-                     rng.uniform(0, 2 * np.pi, n))
+    fibers = _Fibers(angle, offset, widths, rng.integers(spec.n_layers, size=n), rng.uniform(0, 2 * np.pi, n))
     if spec.balanced:
         half = slice(0, (n + 1) // 2)
         fibers = _Fibers(*(np.r_[v[half], v[half] + (np.pi / 2 if name == "angle" else 0)]

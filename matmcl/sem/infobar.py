@@ -17,6 +17,7 @@ Otherwise the frame is taken to have no bar (0 rows). A bar overlaid on the imag
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 LEVEL_TOLERANCE = 3  # grey levels (of 255) around a row's mode that count as its background
@@ -70,3 +71,8 @@ def detect_info_bar(image: np.ndarray) -> int:
             or above.size == 0 or np.median(above) >= IMAGE_ROW):
         return 0
     return int(rows)
+
+
+def info_bar_rows(image: np.ndarray, given: object) -> int:
+    """The info-bar rows of a frame: the frames table's count where it gives one, else detected."""
+    return detect_info_bar(image) if given is None or pd.isna(given) else int(given)

@@ -29,7 +29,7 @@ from matmcl.config import PreprocessConfig
 from matmcl.rawdata import check_frame_size, load_sem_image
 from matmcl.schema import PATCHES_FILE
 from matmcl.sem.histmatch import N_LEVELS, grey_histogram, load_reference, match_histogram, save_reference
-from matmcl.sem.infobar import detect_info_bar
+from matmcl.sem.infobar import info_bar_rows
 from matmcl.sem.patching import grid_shape, patch_index, tile_frame, usable_area
 
 FRAME_COLUMNS: tuple[str, ...] = ("film_id", "frame", "path", "pixel_size_nm", "info_bar_px")
@@ -93,7 +93,7 @@ def load_frame(task: FrameTask, tile_px: int) -> tuple[np.ndarray, int]:
     """Read a frame as uint8 and its info-bar rows (the table's, or detected where it gives none); check that at
     least one tile fits above the bar (RawDataError if not)."""
     image = load_sem_image(task.path)
-    bar = detect_info_bar(image) if task.info_bar_px is None else task.info_bar_px
+    bar = info_bar_rows(image, task.info_bar_px)
     check_frame_size(image, bar, tile_px, task.path)
     return image, bar
 

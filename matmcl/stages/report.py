@@ -33,6 +33,7 @@ from matmcl.schema import (
     PROPERTY_COLUMNS,
     TRANSVERSE,
 )
+from matmcl.sem.infobar import info_bar_rows
 from matmcl.sem.patching import tile_frame
 from matmcl.lineage import data_version
 from matmcl.stages.context import StageContext, StageResult
@@ -55,7 +56,8 @@ def plot_matching(ctx: StageContext, manifest: pd.DataFrame, path: Path) -> Path
     images, titles = [], []
     for row in picks.itertuples(index=False):
         frame = frames.loc[(row.film_id, row.frame)]
-        tiles = tile_frame(load_sem_image(ws.raw / frame["path"]), int(frame["info_bar_px"]), tile_px)
+        image = load_sem_image(ws.raw / frame["path"])
+        tiles = tile_frame(image, info_bar_rows(image, frame["info_bar_px"]), tile_px)
         raw = next(t.array for t in tiles if (t.grid_row, t.grid_col) == (row.grid_row, row.grid_col))
         images += [raw, load_sem_image(ws.processed / row.path)]
         titles += [f"{row.film_id} f{row.frame} p{row.patch}: raw", "matched"]
