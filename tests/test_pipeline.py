@@ -206,7 +206,8 @@ def test_dvc_repro_matches_reruns_only_what_an_edit_touches_and_keeps_foreign_fi
     subprocess.run(["git", "add", "-A"], cwd=tmp_path, env=env, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "pipeline"], cwd=tmp_path, env=env, check=True)
     edited = dvc(tmp_path, env, "exp", "run", "-S", f"profiles.{PROFILE}.evaluation.oracle_draws=11")
-    assert ran_stages(edited) == ["resolve_params", "evaluate"]
+    ran = ran_stages(edited)  # only the stages whose resolved `evaluation` section changed
+    assert ran[0] == "resolve_params" and sorted(ran[1:]) == sorted(r.name for r in STAGES if "evaluation" in r.params)
     assert "evaluation.oracle_draws" in dvc(tmp_path, env, "params", "diff")
 
     notes = tmp_path / "data/virtual_lab/sem/notes.txt"  # a file the virtual lab did not write
