@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_measure_arguments(add("measure", "structural features of SEM frames (orientation, diameter, pores)",
                               cmd_measure, cmd_measure.__doc__))
 
+    from matmcl.tune_cli import add_tune_arguments, cmd_tune
+
+    add_tune_arguments(add("tune", "Optuna over head (and pre-training) settings on inner validation (not in the "
+                                   "main job)", cmd_tune, cmd_tune.__doc__))
+
     p = add("import-bundle", "import the MatMCL authors' data bundle as processed data", cmd_import_bundle,
             cmd_import_bundle.__doc__)
     p.add_argument("bundle", help="the bundle's datasets/ folder (docs/authors-bundle.md)")

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import r2_score
 
-from matmcl.evaluation.stats import bootstrap_ci, grouped_folds, mean_ci, paired
+from matmcl.evaluation.protocol import r2_score_np
+from matmcl.evaluation.stats import (
+    bootstrap_ci,
+    bootstrap_weights,
+    grouped_folds,
+    mean_ci,
+    paired,
+    percentile_ci,
+    weighted_r2,
+)
 
 
 def test_grouped_folds_keep_groups_whole_and_cover_every_row_once_per_repeat():
@@ -50,3 +59,20 @@ def test_paired_counts_folds_won_in_the_right_direction():
     assert paired([1.0, 2.0], [2.0, 3.0], higher_is_better=False).folds_won == 2
     with pytest.raises(ValueError, match="same folds"):
         paired([1.0], [1.0, 2.0])
+
+
+def test_vectorised_bootstrap_equals_the_resampling_loop_and_handles_missing_values():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(30), 2)
+    y = rng.normal(size=60)
+    pred = y + rng.normal(size=60) * 0.5
+    y[3] = np.nan  # an unmeasured value is left out, as r2_score_np does
+    weights = bootstrap_weights(groups, 400, seed=3)
+    assert weights.shape == (400, 60)
+    assert np.all(weights.sum(axis=1) == 60)  # 30 groups drawn, 2 rows each
+    assert np.all(weights[:, 0::2] == weights[:, 1::2])  # a group's rows move together
+    loop = bootstrap_ci(y, pred, groups, r2_score_np, 400, seed=3)
+    assert percentile_ci(weighted_r2(y, pred, weights)) == pytest.approx(loop, abs=1e-12)
+    # unit weights give the plain R²; a constant target has no R²
+    assert weighted_r2(y, pred, np.ones((1, 60)))[0] == pytest.approx(r2_score_np(y, pred))
+    assert np.isnan(weighted_r2(np.ones(60), pred, np.ones((1, 60)))[0])

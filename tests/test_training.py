@@ -212,7 +212,7 @@ def write_ground_truth(raw: Path, processed: Path) -> None:
     table[[FILM_ID, DIRECTION, *PROPERTY_COLUMNS]].to_parquet(raw / "ground_truth" / "properties.parquet")
 
 
-CV_EVALUATION = dataclasses.replace(EVALUATION, folds=2, bootstrap=20, learning_curve=(0.5, 1.0))
+CV_EVALUATION = dataclasses.replace(EVALUATION, folds=2, bootstrap=20, learning_curve=(0.5, 1.0), ablations=True)
 CV_PROPERTY = dataclasses.replace(PROPERTY, seeds=(0,), fusion_designs=("fused", "table_image"))
 CV_PRETRAIN = dataclasses.replace(PRETRAIN, epochs=2)
 
@@ -249,6 +249,12 @@ def test_evaluation_reports_have_the_documented_keys(cv_reports):
     assert set(report["fusion_choices"]) <= {"fused", "table_image"} and len(report["fusion_choices"]) == 2
     assert "matmcl_conditions_clip" in report["ablations"]
     assert set(report["learning_curve"]["variants"]["no_sgpt"]) == {"0.5", "1.0"}
+    # each fold's SGPT records its contrastive loss on the fold's inner-validation films, per epoch
+    history = report["pretrain_history"]
+    assert history["epoch"] == [1, 2] and len(history["val_loss_mean"]) == 2
+    assert all(np.isfinite(history["val_loss_mean"])) and len(history["best_val_epoch"]) == 2
+    lo, hi = report["variants"]["ridge_conditions"]["fracture_strength_mpa"]["r2_L_ci95"]
+    assert lo <= hi
     alignment = json.loads((reports / "alignment.json").read_text())
     assert {"similarity", "ipr", "feature_correlation", "knn_probe_r2"} <= set(alignment)
     assert all(Path(p).is_file() for p in out["plots"])
@@ -417,14 +423,10 @@ def test_failed_heads_leave_the_served_heads_untouched(workspace: Path, tmp_path
     root, processed = copy_workspace(workspace, tmp_path)
     heads = root / "models" / HEADS_DIR
     before = {variant: fingerprint(heads / variant) for variant in SERVED}
-    fit = properties.fit_predict
+    def fail(*args, **kwargs):
+        raise Interrupt
 
-    def fail_on_fusion(variant: str, *args, **kwargs):
-        if variant == "matmcl_fusion":
-            raise Interrupt
-        return fit(variant, *args, **kwargs)
-
-    monkeypatch.setattr(properties, "fit_predict", fail_on_fusion)
+    monkeypatch.setitem(properties.SERVED_FITTERS, "matmcl_fusion", fail)  # killed on the second variant
     with pytest.raises(Interrupt):
         train_heads(processed, root / "models", PROPERTY)
     assert {variant: fingerprint(heads / variant) for variant in SERVED} == before
@@ -473,3 +475,16 @@ def test_stages_log_nested_runs_and_a_pyfunc_that_needs_no_workspace(workspace: 
     np.testing.assert_allclose(predicted[list(PROPERTY_COLUMNS)], expected[list(PROPERTY_COLUMNS)], rtol=1e-6)
     with pytest.raises(PredictionInputError, match=r"direction must be 1 \(longitudinal\) or 0"):
         model.predict(expected[[*CONDITION_COLUMNS, DIRECTION]].assign(direction=2))
+
+
+def test_tune_searches_head_settings_on_one_folds_inner_validation(processed: Path):
+    from matmcl.training.tune import tune
+
+    seen = []
+    result = tune(processed, CV_PRETRAIN, dataclasses.replace(PROPERTY, seeds=(0,), max_epochs=5),
+                  dataclasses.replace(EVALUATION, folds=2), n_trials=3, on_trial=lambda n, p, v: seen.append((n, v)))
+    assert [n for n, _ in seen] == [0, 1, 2] and len(result["trials"]) == 3
+    assert result["best_inner_val_rmse"] == pytest.approx(min(v for _, v in seen))
+    assert set(result["best_params"]) == {"lr", "weight_decay", "dropout", "hidden_width"}
+    # scored on the inner-validation films only: inner train + inner validation leave the fold's test films out
+    assert result["n_inner_train_films"] + result["n_inner_val_films"] < N_FILMS

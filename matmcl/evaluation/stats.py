@@ -61,6 +61,39 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, groups: Sequence, metri
     return float(low), float(high)
 
 
+def bootstrap_weights(groups: Sequence, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> np.ndarray:
+    """(n_boot, n_rows) multiplicities of every row in `n_boot` resamples of whole groups with replacement (the
+    row-weight form of `bootstrap_ci`'s resampling, for vectorised metrics)."""
+    unique, codes = np.unique(np.asarray(groups), return_inverse=True)
+    draws = np.random.default_rng(seed).integers(0, len(unique), (n_boot, len(unique)))
+    counts = np.zeros((n_boot, len(unique)))
+    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
+    return counts[:, codes]
+
+
+def weighted_r2(y_true: np.ndarray, y_pred: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """R² of every weight row (n_boot, n_rows) over the finite `y_true` (NaN when fewer than two distinct rows or
+    no variance): equal to `r2_score_np` on the resample those multiplicities describe."""
+    keep = np.isfinite(y_true)
+    t, p, w = y_true[keep], np.asarray(y_pred, dtype=float)[keep], weights[:, keep]
+    total = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (w @ t) / total
+        ss_tot = w @ (t ** 2) - total * mean ** 2
+        ss_res = w @ ((t - p) ** 2)
+        r2 = 1.0 - ss_res / ss_tot
+    r2[((w > 0).sum(axis=1) < 2) | ~(ss_tot > 1e-12 * np.maximum(w @ (t ** 2), 1e-300))] = np.nan
+    return r2
+
+
+def percentile_ci(scores: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile interval of bootstrap scores (NaN draws ignored)."""
+    if not np.isfinite(scores).any():
+        return float("nan"), float("nan")
+    low, high = np.nanpercentile(scores, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return float(low), float(high)
+
+
 @dataclass(frozen=True)
 class Paired:
     """A paired comparison over folds: the mean difference (a − b), its CI and how many folds a won."""

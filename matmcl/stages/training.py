@@ -38,7 +38,7 @@ def evaluate(ctx: StageContext) -> StageResult:
 
 def interpret(ctx: StageContext) -> StageResult:
     """SHAP of the served conditions model and Grad-CAM of the vision encoder; write reports/interpret.json (with
-    the physics checks), reports/evaluation/shap_summary.png and grad_cam.png."""
+    the physics checks), reports/interpret/shap_summary.png and grad_cam.png."""
     from matmcl.training.config import EvaluationConfig, PropertyConfig
     from matmcl.training.interpret import interpret as run_interpret
 

@@ -132,9 +132,13 @@ class EvaluationConfig:
     one side); the films of the histogram-matching reference (`reference_fraction`, see
     matmcl.evaluation.protocol.reference_films) are always training films. Inside each fold's training films an
     inner validation set (`inner_val_fraction` of them) serves early stopping and every choice; the fold's own SGPT
-    is pre-trained on the inner-training films only, for `fold_pretrain_epochs` (0: pretrain.epochs). `paired`:
-    comparisons "a__vs__b" reported over folds; `ablations`: also pre-train the CLIP-style SGPT per fold;
-    `learning_curve`: label fractions of the inner-training films for `learning_curve_variants`.
+    is pre-trained on the inner-training films only, for `fold_pretrain_epochs` (0: pretrain.epochs), and its
+    contrastive loss on the inner-validation films is recorded per epoch. `paired`: comparisons "a__vs__b" reported
+    over folds; `ablations`: also pre-train the CLIP-style SGPT per fold; `learning_curve`: label fractions of the
+    inner-training films for `learning_curve_variants` (empty: off; heads only, the fold's SGPT is reused). The
+    ablations are off in the default profile (a second SGPT per fold does not fit the main job's time budget) and on
+    in the paper profile. `workers`: folds run in parallel in
+    that many processes, one torch thread each (results do not depend on it).
 
     `oracle_draws`: fresh virtual-lab films simulated per test condition for the conditions-only ceiling.
     Structural-feature analyses (Mantel correlation, KNN probe averaged over `knn_repeats` 80/20 splits, t-SNE) use
@@ -159,13 +163,18 @@ class EvaluationConfig:
         "matmcl_conditions__vs__gbm_conditions", "matmcl_conditions__vs__no_sgpt",
         "matmcl_conditions__vs__ridge_conditions", "matmcl_fusion__vs__gbm_conditions_features",
         "matmcl_fusion__vs__matmcl_conditions", "matmcl_fusion__vs__matmcl_fusion_frozen",
-        "gbm_conditions_features__vs__gbm_conditions", "matmcl_conditions__vs__matmcl_conditions_clip")
-    ablations: bool = True
+        "gbm_conditions_features__vs__gbm_conditions", "matmcl_conditions__vs__matmcl_conditions_clip",
+        "matmcl_fusion__vs__gbm_conditions", "matmcl_fusion__vs__ridge_conditions",
+        "matmcl_conditions__vs__gbm_conditions_features", "matmcl_fusion_frozen__vs__gbm_conditions_features")
+    ablations: bool = False
     learning_curve: tuple[float, ...] = (0.25, 0.5, 1.0)
     learning_curve_variants: tuple[str, ...] = ("matmcl_conditions", "no_sgpt", "gbm_conditions")
     reference_fraction: float = 0.1
+    workers: int = 2
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("evaluation.workers must be >= 1")
         if self.folds < 2 or self.repeats < 1:
             raise ValueError("evaluation.folds must be >= 2 and repeats >= 1")
         if not 0 < self.inner_val_fraction < 0.5:

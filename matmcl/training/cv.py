@@ -15,17 +15,21 @@ over folds, 95 % bootstrap CI over films of the out-of-fold predictions, and pai
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from matmcl.evaluation.protocol import (
+    LONGITUDINAL_FLAG,
     Fold,
     cv_folds,
     direction_metrics,
@@ -33,7 +37,7 @@ from matmcl.evaluation.protocol import (
     r2_score_np,
     reference_films,
 )
-from matmcl.evaluation.stats import bootstrap_ci, mean_ci, paired
+from matmcl.evaluation.stats import bootstrap_weights, mean_ci, paired, percentile_ci, weighted_r2
 from matmcl.lab.mechanics import resimulate_properties
 from matmcl.models.sgpt import TABLE
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, FILM_ID, PROPERTY_COLUMNS, SPLIT
@@ -121,6 +125,8 @@ def summarize(scores: Scores, y: np.ndarray, direction: np.ndarray, films: np.nd
     out: dict[str, dict[str, Any]] = {}
     oof = scores.oof[min(scores.oof)]
     tested = np.isfinite(oof).all(axis=1)
+    weights = bootstrap_weights(films[tested], n_boot, seed) if n_boot >= 1 else None
+    lon = direction[tested] == LONGITUDINAL_FLAG
     for j, prop in enumerate(PROPERTY_COLUMNS):
         entry: dict[str, Any] = {}
         for metric in METRICS:
@@ -128,16 +134,18 @@ def summarize(scores: Scores, y: np.ndarray, direction: np.ndarray, films: np.nd
             entry[f"{metric}_mean"] = float(np.nanmean(values))
             entry[f"{metric}_sd"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
         entry["r2_dir_fold_ci95"] = _ci(mean_ci(scores.per_fold(prop)))
-        t, p, d, g = y[tested, j], oof[tested, j], direction[tested], films[tested]
-        packed = np.column_stack([t, d])
+        t, p, d = y[tested, j], oof[tested, j], direction[tested]
         entry["r2_oof"] = r2_score_np(t, p)
         entry["r2_dir_oof"] = direction_r2(t, p, d)
         out[prop] = entry
-        if n_boot < 1:
+        if weights is None:
             continue
-        entry["r2_ci95"] = _ci(bootstrap_ci(t, p, g, r2_score_np, n_boot, seed))
-        entry["r2_dir_ci95"] = _ci(bootstrap_ci(packed, p, g, lambda yt, yp: direction_r2(yt[:, 0], yp, yt[:, 1]),
-                                                n_boot, seed))
+        entry["r2_ci95"] = _ci(percentile_ci(weighted_r2(t, p, weights)))
+        by_direction = [weighted_r2(t[m], p[m], weights[:, m]) for m in (lon, ~lon)]
+        entry["r2_L_ci95"], entry["r2_T_ci95"] = (_ci(percentile_ci(r)) for r in by_direction)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            entry["r2_dir_ci95"] = _ci(percentile_ci(np.nanmean(np.column_stack(by_direction), axis=1)))
     return out
 
 
@@ -209,10 +217,13 @@ def cross_validate(processed_dir: str | Path, raw_dir: str | Path | None, pretra
     folds = list(cv_folds(table[FILM_ID].unique(), config.folds, config.repeats, config.inner_val_fraction,
                           config.seed, always))
     timing: dict[str, float] = {"pretrain": 0.0, "pretrain_clip": 0.0}
-    bar = tqdm(folds, desc="cross-validation folds", unit="fold", disable=not progress)
-    for fold in bar:
-        _run_fold(fold, base, y, direction, fold_config, clip_config, property_config, config, seed, variants,
-                  scores, ceilings, ceiling_rows, curve, timing)
+    histories: list[list[dict[str, float]]] = []
+    for per_film in {0, property_config.fusion_patches}:  # load the patches once, before the workers fork
+        base.patches(table, per_film)
+    shared = (base, y, direction, fold_config, clip_config, property_config, config, seed, variants,
+              ceiling_rows)
+    for result in _map_folds(folds, shared, config.workers, progress):
+        _merge(result, scores, ceilings, curve, timing, histories)
     n_boot = config.bootstrap
     report: dict[str, Any] = {
         "protocol": {"folds": config.folds, "repeats": config.repeats, "n_films": int(table[FILM_ID].nunique()),
@@ -251,10 +262,30 @@ def cross_validate(processed_dir: str | Path, raw_dir: str | Path | None, pretra
                                           "directly, no fusion encoder), same folds and schedule",
                             "no_sgpt": "the matmcl_conditions network trained from random weights (see variants)"},
         }
-    report["learning_curve"] = _curve_report(curve, scores, fractions)
+    report["pretrain_history"] = _history_report(histories)
+    if fractions:
+        report["learning_curve"] = _curve_report(curve, scores, fractions)
+    else:
+        report["notes"].append("learning curve off (evaluation.learning_curve: []); the paper profile runs it")
+    if not config.ablations:
+        report["notes"].append("ablations off (evaluation.ablations: false); the paper profile runs them")
     oof = {v: s.oof[0] for v, s in scores.items() if 0 in s.oof}
     return {"report": report, "oof": oof, "y": y, "direction": direction, "tested": np.isfinite(
         next(iter(oof.values()))).all(axis=1) if oof else None}
+
+
+def _history_report(histories: Sequence[Sequence[Mapping[str, float]]]) -> dict[str, Any]:
+    """Per-epoch pre-training loss and inner-validation contrastive loss, mean over folds, and each fold's epoch
+    of lowest inner-validation loss (what the schedule length is judged by; the test films are not involved)."""
+    if not histories or not all("val_loss" in h for fold in histories for h in fold):
+        return {"per_fold": [list(fold) for fold in histories]}
+    n = min(len(fold) for fold in histories)
+    val = np.array([[h["val_loss"] for h in fold[:n]] for fold in histories])
+    train = np.array([[h["loss"] for h in fold[:n]] for fold in histories])
+    return {"epoch": list(range(1, n + 1)), "loss_mean": train.mean(0).round(4).tolist(),
+            "val_loss_mean": val.mean(0).round(4).tolist(),
+            "best_val_epoch": [int(np.argmin(v)) + 1 for v in val],
+            "seconds_per_epoch": float(np.mean([h["seconds"] for fold in histories for h in fold]))}
 
 
 def _curve_report(curve: Mapping[str, Mapping[float, Scores]], scores: Mapping[str, Scores],
@@ -275,19 +306,86 @@ def _curve_report(curve: Mapping[str, Mapping[float, Scores]], scores: Mapping[s
     return out
 
 
+_SHARED: tuple | None = None  # what every fold reads; set before the worker processes fork
+
+
+def _one_fold(fold: Fold) -> dict[str, Any]:
+    """Run one fold on fresh accumulators (one torch thread) and return them for `_merge`."""
+    base, y, direction, fold_config, clip_config, property_config, config, seed, variants, ceiling_rows = _SHARED
+    scores = {v: Scores() for v in variants}
+    if config.ablations:
+        scores[CLIP_VARIANT] = Scores()
+    ceilings = {name: Scores() for name in (ceiling_rows or {})}
+    curve = {v: {f: Scores() for f in sorted(set(config.learning_curve))} for v in config.learning_curve_variants}
+    timing: dict[str, float] = {"pretrain": 0.0, "pretrain_clip": 0.0}
+    histories: list[list[dict[str, float]]] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models: one thread per fold; on shared cores more threads spin, not work
+    try:
+        _run_fold(fold, base, y, direction, fold_config, clip_config, property_config, config, seed, variants,
+                  scores, ceilings, ceiling_rows, curve, timing, histories)
+    finally:
+        torch.set_num_threads(threads)
+    return {"scores": scores, "ceilings": ceilings, "curve": curve, "timing": timing, "histories": histories}
+
+
+def _map_folds(folds: Sequence[Fold], shared: tuple, workers: int, progress: bool) -> Iterator[dict[str, Any]]:
+    """Each fold's results, in fold order; with `workers` > 1 the folds run in that many forked processes (the
+    data are shared copy-on-write). Every fold seeds its own models, so the results do not depend on `workers`."""
+    global _SHARED
+    _SHARED = shared
+    bar = tqdm(total=len(folds), desc="cross-validation folds", unit="fold", disable=not progress)
+    try:
+        if workers <= 1 or len(folds) < 2:
+            for fold in folds:
+                yield _one_fold(fold)
+                bar.update()
+            return
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(workers, len(folds))) as pool:
+            for result in pool.imap(_one_fold, folds):
+                yield result
+                bar.update()
+    finally:
+        bar.close()
+        _SHARED = None
+
+
+def _merge(result: Mapping[str, Any], scores: dict[str, Scores], ceilings: dict[str, Scores],
+           curve: dict[str, dict[float, Scores]], timing: dict[str, float],
+           histories: list[list[dict[str, float]]]) -> None:
+    """Append one fold's accumulators to the run's."""
+    pairs = [(scores[k], v) for k, v in result["scores"].items()]
+    pairs += [(ceilings[k], v) for k, v in result["ceilings"].items()]
+    pairs += [(curve[k][f], v) for k, by_f in result["curve"].items() for f, v in by_f.items()]
+    for into, part in pairs:
+        into.folds.extend(part.folds)
+        into.choices.extend(part.choices)
+        into.seconds += part.seconds
+        for repeat, oof in part.oof.items():
+            target = into.oof.setdefault(repeat, np.full(oof.shape, np.nan))
+            tested = np.isfinite(oof).all(axis=1)
+            target[tested] = oof[tested]
+    for key, value in result["timing"].items():
+        timing[key] = timing.get(key, 0.0) + value
+    histories.extend(result["histories"])
+
+
 def _run_fold(fold: Fold, base: CachedProcessed, y: np.ndarray, direction: np.ndarray, fold_config: PretrainConfig,
               clip_config: PretrainConfig, property_config: PropertyConfig, config: EvaluationConfig, seed: int,
               variants: Sequence[str], scores: dict[str, Scores], ceilings: dict[str, Scores],
               ceiling_rows: Mapping[str, np.ndarray] | None, curve: dict[str, dict[float, Scores]],
-              timing: dict[str, float]) -> None:
+              timing: dict[str, float], histories: list[list[dict[str, float]]]) -> None:
     view = fold_view(base, fold.train, fold.val, fold.test)
     test_index = np.flatnonzero((view.table[SPLIT] == "test").to_numpy())
     n_rows = len(base.table)
     y_test, d_test = y[test_index], direction[test_index]
     bank = view.patches(view.table, 0)
     began = time.perf_counter()
-    sgpt, _ = train_sgpt(view, view.rows(["train"]), fold_config, bank=bank, progress=False)
+    sgpt, history = train_sgpt(view, view.rows(["train"]), fold_config, bank=bank, progress=False,
+                               val_rows=view.rows(["val"]))
     timing["pretrain"] += time.perf_counter() - began
+    histories.append([{k: h[k] for k in ("epoch", "loss", "val_loss", "seconds") if k in h} for h in history])
     data = PropertyData(view, sgpt, fold_config.image_size, property_config, {})
     by_variant = {}
     for variant in variants:

@@ -27,6 +27,15 @@ from matmcl.training.properties import PropertyData, load_head
 SHAP_BACKGROUND, SHAP_EXPLAIN, CAM_FILMS = 50, 60, 8
 
 
+def _peak_share(maps: np.ndarray) -> dict[str, Any]:
+    """Mean over the non-empty heat maps of the brightest pixel's share of the map's total (1/size² for a flat map,
+    towards 1 for a single hot spot), and how many maps were empty (no positive evidence: all zero after ReLU)."""
+    totals = maps.reshape(len(maps), -1).sum(axis=1)
+    shares = [float(m.max() / t) for m, t in zip(maps, totals, strict=True) if t > 0]
+    return {"mean_map_entropy_share": float(np.mean(shares)) if shares else None,
+            "n_empty_maps": int(len(maps) - len(shares))}
+
+
 def interpret(processed_dir: str | Path, models_dir: str | Path, reports_dir: str | Path,
               property_config: PropertyConfig, config: EvaluationConfig) -> dict[str, Any]:
     """SHAP (background: training rows; explained: test rows) and Grad-CAM (test films, longitudinal, one patch
@@ -60,6 +69,6 @@ def interpret(processed_dir: str | Path, models_dir: str | Path, reports_dir: st
               "n_background": len(background), "n_explained": len(explain),
               "grad_cam": {"target": "cos(image embedding, condition embedding)", "layer": "image encoder, last "
                            "residual stage", "films": rows[FILM_ID].tolist(),
-                           "mean_map_entropy_share": float(np.mean([(m / m.sum()).max() for m in maps]))}}
+                           **_peak_share(maps)}}
     write_json(report, reports_dir / INTERPRET_REPORT)
     return {"report": report, "plots": plots}

@@ -36,6 +36,7 @@ from matmcl.training.config import CLIP_OBJECTIVE, PretrainConfig, resolve_devic
 from matmcl.training.data import PatchBank, PretrainBatches, ProcessedData, RowPatches
 
 log = logging.getLogger(__name__)
+VALIDATION_DRAW = 2**31 - 1  # the "epoch" whose patch draw and order the validation loss always uses
 
 CHECKPOINT_FILE = "last.pt"
 CHECKPOINT_SUFFIX = "_checkpoint"  # default checkpoint folder: `.<model folder name>_checkpoint` beside it
@@ -130,17 +131,49 @@ def train_epoch(model: SGPTModel, batches: PretrainBatches, optimizer: torch.opt
     return {name: value / n_seen for name, value in sums.items()}
 
 
+def _objective_loss(model: SGPTModel, batch: dict[str, torch.Tensor], config: PretrainConfig) -> torch.Tensor:
+    embeddings = model(batch)
+    if config.objective == CLIP_OBJECTIVE:
+        return multimodal_nt_xent({TABLE: embeddings[TABLE], IMAGE: embeddings[IMAGE]}, anchor=IMAGE,
+                                  temperature=config.temperature)[0]
+    return multimodal_nt_xent(embeddings, temperature=config.temperature)[0]
+
+
+@torch.no_grad()
+def validation_loss(model: SGPTModel, batches: PretrainBatches, config: PretrainConfig, device: torch.device
+                    ) -> float:
+    """Sample-weighted contrastive loss (eval mode) on held-out rows, with a fixed patch draw and batch order (so
+    epochs are comparable). The protocol uses it on each fold's inner-validation films to size the schedule."""
+    model.eval()
+    total, n_seen = 0.0, 0
+    for batch in batches.epoch(config.seed, VALIDATION_DRAW):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        n = len(batch["table"])
+        if n < 2:
+            continue
+        total += _objective_loss(model, batch, config).item() * n
+        n_seen += n
+    return total / max(n_seen, 1)
+
+
 def train_sgpt(data: ProcessedData, rows: pd.DataFrame, config: PretrainConfig, bank: PatchBank | None = None,
                checkpoint: Path | None = None, progress: bool = True, on_epoch_end: EpochCallback | None = None,
-               desc: str = "SGPT pre-training") -> tuple[SGPTModel, list[dict[str, float]]]:
+               desc: str = "SGPT pre-training", val_rows: pd.DataFrame | None = None
+               ) -> tuple[SGPTModel, list[dict[str, float]]]:
     """Pre-train SGPT on the film x direction `rows` (with `data.scaler`) in memory; returns the model (eval, CPU)
     and the history. `bank`: patches already in memory (any superset of the rows' films; default: read them).
     With `checkpoint`, resume from / save to that file (see `pretrain`). Used by `pretrain` and, once per fold,
-    by the cross-validation protocol (matmcl.training.cv)."""
+    by the cross-validation protocol (matmcl.training.cv). `val_rows`: held-out rows (e.g. a fold's inner-validation
+    films) whose contrastive loss is added to each history entry as `val_loss` (no gradient, nothing chosen on it)."""
     device = resolve_device(config.device)
     pairs = RowPatches.from_bank(rows, data.scaler, bank if bank is not None else data.patches(rows))
     groups = rows[FILM_ID].factorize()[0] if config.pair_directions else None
     batches = PretrainBatches(pairs, config.image_size, config.batch_size, groups)
+    val_batches = None
+    if val_rows is not None and len(val_rows) >= 2:
+        val_pairs = RowPatches.from_bank(val_rows, data.scaler, bank if bank is not None else data.patches(val_rows))
+        val_groups = val_rows[FILM_ID].factorize()[0] if config.pair_directions else None
+        val_batches = PretrainBatches(val_pairs, config.image_size, config.batch_size, val_groups)
 
     torch.manual_seed(config.seed)
     model = build_sgpt(config.sgpt_config()).to(device)
@@ -164,6 +197,8 @@ def train_sgpt(data: ProcessedData, rows: pd.DataFrame, config: PretrainConfig, 
         losses = train_epoch(model, batches, optimizer, scheduler, config, epoch, device)
         entry = {"epoch": epoch + 1, **losses, "lr": scheduler.get_last_lr()[0],
                  "seconds": time.perf_counter() - began}
+        if val_batches is not None:
+            entry["val_loss"] = validation_loss(model, val_batches, config, device)
         history.append(entry)
         bar.set_postfix(loss=f"{losses['loss']:.3f}")
         if checkpoint is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs):
