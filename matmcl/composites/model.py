@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from matmcl.atomic import write_json
-from matmcl.models.ft_transformer import FTTransformer, FTTransformerConfig
+from matmcl.models.ft_transformer import FTTransformer
 from matmcl.models.heads import PropertyHead, PropertyHeadConfig, PropertyRegressor
 from matmcl.models.mlp import TableMLP, TableMLPConfig
 from matmcl.models.serialization import load_pretrained, save_pretrained

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -32,7 +31,6 @@ from matmcl.evaluation.alignment import (
 )
 from matmcl.evaluation.plots import plot_forest, plot_metric_bars, plot_parity, plot_similarity_matrix, plot_tsne
 from matmcl.evaluation.regression import MIN_SAMPLES_R2, aggregate_seeds, regression_metrics
-from matmcl.lab.mechanics import resimulate_properties
 from matmcl.models.sgpt import FUSED, IMAGE, TABLE
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, FILM_ID, LONGITUDINAL, PROPERTY_COLUMNS
 from matmcl.training.config import EvaluationConfig, PretrainConfig, PropertyConfig
@@ -43,8 +41,6 @@ from matmcl.training.properties import PropertyData, fit_predict
 PROPERTY_REPORT = "property.json"
 ALIGNMENT_REPORT = "alignment.json"
 PLOTS_DIR = "evaluation"  # reports/<PLOTS_DIR>/: parity, R² bars, similarity matrix and t-SNE plots
-GROUND_TRUTH = Path("ground_truth") / "properties.parquet"
-CEILINGS = ("oracle_r2_conditions", "oracle_r2_structure")
 
 
 def _json_safe(value: Any) -> Any:
@@ -56,10 +52,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _r2(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    return {prop: m["r2"] for prop, m in regression_metrics(y_true, y_pred, PROPERTY_COLUMNS).items()}
 
 
 # --- property variants -----------------------------------------------------------------------------------------
@@ -88,25 +80,6 @@ def evaluate_variants(data: PropertyData, config: PropertyConfig, progress: bool
         report["seconds"][variant] = time.perf_counter() - began
     bar.close()
     return report
-
-
-def ceilings(test_rows: pd.DataFrame, measured: np.ndarray, raw_dir: Path, config: EvaluationConfig
-             ) -> dict[str, dict[str, float]]:
-    """R² of the virtual lab's best possible predictions against the measured test properties.
-
-    `oracle_r2_conditions`: the mean over `oracle_draws` fresh films per test condition (conditions only);
-    `oracle_r2_structure`: each test film's own noise-free properties (ground truth), i.e. perfect structure.
-    """
-    keys = [FILM_ID, DIRECTION]
-    films = test_rows.drop_duplicates(FILM_ID).reset_index(drop=True)
-    resimulated = resimulate_properties(films[list(CONDITION_COLUMNS)], config.oracle_draws, config.seed)
-    resimulated.insert(0, FILM_ID, films[FILM_ID].to_numpy()[resimulated.pop("row").to_numpy()])
-    truth = pd.read_parquet(raw_dir / GROUND_TRUTH)
-    out = {}
-    for name, source in zip(CEILINGS, (resimulated, truth), strict=True):
-        aligned = test_rows[keys].merge(source[[*keys, *PROPERTY_COLUMNS]], on=keys, how="left", validate="1:1")
-        out[name] = _r2(measured, aligned[list(PROPERTY_COLUMNS)].to_numpy(dtype=float))
-    return out
 
 
 # --- alignment --------------------------------------------------------------------------------------------------
@@ -187,15 +160,6 @@ def alignment_analyses(data: PropertyData, config: EvaluationConfig, plots_dir: 
 
 
 # --- the whole evaluation ----------------------------------------------------------------------------------------
-
-
-def _bar_summaries(variants: Mapping[str, Any], oracle: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
-    """Variant summaries plus each ceiling as a bar with sd 0."""
-    bars = dict(variants)
-    for name, r2 in oracle.items():
-        bars[f"oracle ({name.removeprefix('oracle_r2_')})"] = {
-            prop: {"r2_mean": value, "r2_sd": 0.0} for prop, value in r2.items()}
-    return bars
 
 
 def _summary_bars(report: Mapping[str, Any], metric: str) -> dict[str, Any]:
