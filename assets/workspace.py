@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import dagster as dg
 
 from matmcl.artifacts import RAW_INDEX_FILES
+from matmcl.hashing import hash_files
 from matmcl.stages.context import StageContext
 
 FINGERPRINT_KEY = "raw_fingerprint"  # metadata key of the fingerprint on the virtual lab's materializations
@@ -29,10 +29,6 @@ class WorkspaceResource(dg.ConfigurableResource):
     def raw_fingerprint(self) -> str | None:
         """Hash of the raw index tables (conditions, frames, curves); None while any of them is missing."""
         raw = self.context().workspace.raw
-        paths = [raw / name for name in RAW_INDEX_FILES]
-        if not all(path.is_file() for path in paths):
+        if not all((raw / name).is_file() for name in RAW_INDEX_FILES):
             return None
-        digest = hashlib.sha256()
-        for path in paths:
-            digest.update(path.read_bytes())
-        return digest.hexdigest()[:16]
+        return hash_files((name, raw / name) for name in RAW_INDEX_FILES)

@@ -8,9 +8,10 @@ asset and model folder its code version: a change to any file a stage runs, and 
 from __future__ import annotations
 
 import ast
-import hashlib
 from functools import cache
 from pathlib import Path
+
+from matmcl.hashing import hash_files
 
 PACKAGE = "matmcl"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -64,15 +65,7 @@ def import_closure(module: str) -> tuple[Path, ...]:
     return tuple(sorted(path.relative_to(root) for path in seen.values()))
 
 
-def files_hash(paths: tuple[Path, ...] | list[Path], root: Path = PACKAGE_DIR.parent) -> str:
-    """sha256 (16 hex) over the names and bytes of `paths` (relative to `root`), in the given order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(Path(path).as_posix().encode())
-        digest.update((root / path).read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def code_version(module: str) -> str:
     """Hash of the source of `module`'s import closure: changes exactly when code that `module` runs changes."""
-    return files_hash(import_closure(module))
+    root = PACKAGE_DIR.parent
+    return hash_files((path.as_posix(), root / path) for path in import_closure(module))

@@ -26,40 +26,28 @@ from typing import Any
 
 from matmcl.artifacts import PATCHES_FILE, SCALER_FILE, SPLITS_FILE, TABLE_FILE
 from matmcl.atomic import write_json
+from matmcl.hashing import HASH_CHARS, hash_files
 
 LINEAGE_FILE = "lineage.json"
 DATA_FILES = (TABLE_FILE, SPLITS_FILE, SCALER_FILE, PATCHES_FILE)
 DATA = "data"  # the data version's key among the expected fingerprints of `check_lineage`
-HASH_CHARS = 16
-CHUNK = 1 << 20
 
 
 class LineageError(ValueError):
     """A model folder made from other data or parent models than the workspace holds (or with no lineage)."""
 
 
-def _hash_files(files: Iterable[tuple[str, Path]]) -> str:
-    """sha256 (16 hex) over (name, bytes) pairs in the given order."""
-    digest = hashlib.sha256()
-    for name, path in files:
-        digest.update(name.encode() + b"\0")
-        with path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()[:HASH_CHARS]
-
-
 def data_version(processed_dir: str | Path) -> str:
     """Content hash of the processed files the models are trained on (`DATA_FILES` present in `processed_dir`)."""
     processed_dir = Path(processed_dir)
-    return _hash_files((name, processed_dir / name) for name in DATA_FILES if (processed_dir / name).is_file())
+    return hash_files((name, processed_dir / name) for name in DATA_FILES if (processed_dir / name).is_file())
 
 
 def fingerprint(directory: str | Path) -> str:
     """Content hash of a model folder: every file in it (sorted relative paths) except lineage.json."""
     directory = Path(directory)
     files = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
-    return _hash_files((name, directory / name) for name in files if name != LINEAGE_FILE)
+    return hash_files((name, directory / name) for name in files if name != LINEAGE_FILE)
 
 
 def params_hash(sections: Mapping[str, Any]) -> str:

@@ -3,7 +3,6 @@ to the workspace, in table order, in-process) with per-stage wall times in repor
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -12,6 +11,7 @@ from dataclasses import replace
 
 from matmcl.artifacts import TIMING_REPORT
 from matmcl.atomic import write_json
+from matmcl.hashing import hash_files
 from matmcl.stages.context import StageContext, StageResult
 from matmcl.stages.table import METRIC, PLOT, Stage, active_stages
 
@@ -56,17 +56,13 @@ def run_stage(ctx: StageContext, stage: Stage) -> StageResult:
 
 
 def output_version(ctx: StageContext, stage: Stage) -> str:
-    """md5 (16 hex) over the names and bytes of what the stage wrote: its data outputs, or, for a stage that writes
-    only reports, those (the Dagster data version of the stage's asset)."""
-    outputs = [o for o in stage.outputs if o.kind not in (METRIC, PLOT)] or list(stage.outputs)
-    digest = hashlib.md5()
-    for output in outputs:
-        path = output.path(ctx.workspace)
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in (f for f in files if f.is_file()):
-            digest.update(file.relative_to(ctx.workspace.root).as_posix().encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
+    """Content hash of what the stage wrote: its data outputs, or, for a stage that writes only reports, those (the
+    Dagster data version of the stage's asset)."""
+    root = ctx.workspace.root
+    outputs = [o.path(ctx.workspace) for o in stage.outputs if o.kind not in (METRIC, PLOT)] or [
+        o.path(ctx.workspace) for o in stage.outputs]
+    files = [f for path in outputs for f in (sorted(path.rglob("*")) if path.is_dir() else [path]) if f.is_file()]
+    return hash_files((f.relative_to(root).as_posix(), f) for f in files)
 
 
 def run_pipeline(ctx: StageContext, groups: Sequence[str] | None = None, skip: Sequence[str] = ()

@@ -10,7 +10,6 @@ parents: data version, composite data version, SGPT and nanofiber_fp fingerprint
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import time
@@ -43,6 +42,7 @@ from matmcl.composites.plots import plot_parity, plot_screening
 from matmcl.composites.screening import fabricate, screen, verify
 from matmcl.config import SynthConfig, Workspace, section
 from matmcl.evaluation.stats import mean_ci, paired
+from matmcl.hashing import hash_files
 from matmcl.lineage import DATA, Lineage, params_hash, write_lineage
 from matmcl.schema import DIRECTION, DIRECTION_NAMES, PROPERTY_COLUMNS
 from matmcl.tracking import resolve_tracking, tracking_run
@@ -59,10 +59,7 @@ SCREEN_TABLE = "screening_candidates.csv"
 
 def composite_data_version(processed_dir: str | Path) -> str:
     """Content hash (16 hex) of the composite table and the condition scaler the composite model reads."""
-    digest = hashlib.sha256()
-    for name in (COMPOSITE_TABLE_FILE, SCALER_FILE):
-        digest.update(name.encode() + b"\0" + (Path(processed_dir) / name).read_bytes())
-    return digest.hexdigest()[:16]
+    return hash_files((name, Path(processed_dir) / name) for name in (COMPOSITE_TABLE_FILE, SCALER_FILE))
 
 
 def expected_sources(models_dir: str | Path, processed_dir: str | Path) -> dict[str, str]:
