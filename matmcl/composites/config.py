@@ -21,7 +21,8 @@ class CompositeConfig:
     i of L (input → output) `cp_lr · decay^(L−1−i)`. The decay is chosen from `layer_decay_grid` (empty: `layer_decay`)
     and the epoch count by early stopping (`cp_patience`) on an inner validation share (`inner_fraction`) of each
     training fold's composites; the model is then refit on the whole training fold for that many epochs.
-    Protocol: `repeats` × `folds` grouped folds (a film's composites stay together). Screening: `screen_candidates`
+    Protocol: `repeats` × `folds` grouped folds (a film's composites stay together), `workers` folds at a time in
+    forked processes (the results do not depend on it). Screening: `screen_candidates`
     random valid conditions, the `screen_top` most anisotropic and `screen_random` random ones verified in the
     virtual lab with `screen_fabrications` independent films and composites each.
     """
@@ -55,6 +56,7 @@ class CompositeConfig:
     screen_fabrications: int = 3
     parity_band_mpa: float = 5.0
     device: str = "cpu"
+    workers: int = 2
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.variants) - set(VARIANTS))
@@ -67,6 +69,8 @@ class CompositeConfig:
                 raise ValueError(f"composite layer decay must be in (0, 1], got {decay}")
         if self.folds < 2 or self.repeats < 1:
             raise ValueError("composite.folds must be >= 2 and repeats >= 1")
+        if self.workers < 1:
+            raise ValueError(f"composite.workers must be >= 1, got {self.workers}")
         if not 0 < self.inner_fraction < 1:
             raise ValueError(f"composite.inner_fraction must be in (0, 1), got {self.inner_fraction}")
 

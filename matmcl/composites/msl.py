@@ -30,7 +30,6 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
 
 from matmcl.artifacts import COMPOSITE_TABLE_FILE, SCALER_FILE, TABLE_FILE
 from matmcl.composites.config import BASELINE, CompositeConfig
@@ -44,6 +43,7 @@ from matmcl.composites.model import (
 from matmcl.evaluation.stats import grouped_folds
 from matmcl.models.heads import PropertyHeadConfig, PropertyRegressor
 from matmcl.models.sgpt import SGPTModel
+from matmcl.parallel import map_forked
 from matmcl.schema import COMPOSITE_ID, CONDITION_COLUMNS, DIRECTION, FILM_ID, PROPERTY_COLUMNS, SPLIT
 from matmcl.training.data import ConditionScaler
 from matmcl.training.pretrain import warmup_linear_decay
@@ -297,36 +297,42 @@ class FoldResult:
     best_epoch: int | None = None
 
 
+def _fold_results(job: tuple[int, int, np.ndarray, np.ndarray], data: CompositeData, starts: Starts,
+                  nanofiber_features: np.ndarray | None, config: CompositeConfig) -> list[FoldResult]:
+    """Every variant of `config.variants` on one outer fold (`job` = repeat, fold, train and test rows)."""
+    repeat, fold, train_index, test_index = job
+    comp = data.composites
+    train, test = comp.take(train_index), comp.take(test_index)
+    results = []
+    for v, variant in enumerate(config.variants):
+        seed = _seed(config.seed, repeat, fold, v)
+        result = FoldResult(variant, repeat, fold, test_index, np.empty(0))
+        if variant in NEURAL:
+            fit = fit_neural(variant, starts, train, config, seed, _seed(config.seed, repeat, fold))
+            result.prediction = predict(fit.regressor, test.x, fit.targets)
+            result.decay, result.best_epoch = fit.decay, fit.best_epoch
+        elif variant == "gbm_conditions":
+            result.prediction = _columns(fit_gbm(train, config, seed), test.x)
+        elif variant == "physics_linear":
+            if nanofiber_features is None:
+                raise ValueError("physics_linear needs the S+FP model's nanofiber predictions")
+            models = fit_linear(nanofiber_features[train_index], train.y, config)
+            result.prediction = _columns(models, nanofiber_features[test_index])
+        results.append(result)
+    return results
+
+
 def run_ablation(data: CompositeData, starts: Starts, nanofiber_features: np.ndarray | None,
                  config: CompositeConfig, progress: bool = False) -> list[FoldResult]:
-    """Every variant of `config.variants` on the same `repeats` × `folds` grouped folds (deterministic per seed).
+    """Every variant of `config.variants` on the same `repeats` × `folds` grouped folds, `config.workers` folds at
+    a time (deterministic per seed, whatever the number of workers).
 
     `nanofiber_features`: the S+FP model's predicted nanofiber properties of every composite row (physics_linear).
     """
-    comp = data.composites
-    folds = list(grouped_folds(comp.groups, config.folds, config.repeats, config.seed))
-    results = []
-    bar = tqdm(total=len(folds) * len(config.variants), desc="composite ablation", disable=not progress)
-    for repeat, fold, train_index, test_index in folds:
-        train, test = comp.take(train_index), comp.take(test_index)
-        for v, variant in enumerate(config.variants):
-            seed = _seed(config.seed, repeat, fold, v)
-            result = FoldResult(variant, repeat, fold, test_index, np.empty(0))
-            if variant in NEURAL:
-                fit = fit_neural(variant, starts, train, config, seed, _seed(config.seed, repeat, fold))
-                result.prediction = predict(fit.regressor, test.x, fit.targets)
-                result.decay, result.best_epoch = fit.decay, fit.best_epoch
-            elif variant == "gbm_conditions":
-                result.prediction = _columns(fit_gbm(train, config, seed), test.x)
-            elif variant == "physics_linear":
-                if nanofiber_features is None:
-                    raise ValueError("physics_linear needs the S+FP model's nanofiber predictions")
-                models = fit_linear(nanofiber_features[train_index], train.y, config)
-                result.prediction = _columns(models, nanofiber_features[test_index])
-            results.append(result)
-            bar.update()
-    bar.close()
-    return results
+    folds = list(grouped_folds(data.composites.groups, config.folds, config.repeats, config.seed))
+    shared = (data, starts, nanofiber_features, config)
+    return [result for fold in map_forked(_fold_results, folds, shared, config.workers, "composite ablation folds",
+                                          progress) for result in fold]
 
 
 def baseline_first(variants: tuple[str, ...]) -> list[str]:
