@@ -22,12 +22,22 @@ import torch
 from matmcl.artifacts import HEADS_DIR, PATCHES_FILE, REFERENCE_FILE, SGPT_DIR
 from matmcl.config import BoundsConfig
 from matmcl.models.heads import PropertyHead
-from matmcl.models.sgpt import FUSED, SGPTModel
+from matmcl.models.sgpt import TABLE, SGPTModel
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, DIRECTION_NAMES, PROPERTY_COLUMNS, TRANSVERSE
 from matmcl.sem.histmatch import load_reference, match_histogram
 from matmcl.sem.patching import tile_frame
 from matmcl.training.data import ConditionScaler, ProcessedData, RowPatches, read_patch
-from matmcl.training.properties import TargetScaler, embed_conditions, embed_pairs, load_head, predict_rows
+from matmcl.training.properties import (
+    FUSION_INPUTS,
+    RowInputs,
+    TargetScaler,
+    embed_conditions,
+    embed_pairs,
+    head_metadata,
+    joint_row_means,
+    load_head,
+    predict_rows,
+)
 from matmcl.training.pretrain import check_sgpt, load_sgpt
 
 log = logging.getLogger(__name__)
@@ -130,6 +140,8 @@ class Predictor:
     train_max: pd.Series
     reference: np.ndarray | None = None
     patch_px: int | None = None
+    fusion_design: str = "fused"  # the fusion head's inputs (FUSION_INPUTS), chosen on validation by `heads`
+    joint_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # standardization of joint "a+b" inputs
 
     @classmethod
     def load(cls, models_dir: str | Path, processed_dir: str | Path) -> Predictor:
@@ -149,9 +161,16 @@ class Predictor:
         train = processed.rows(["train"])[list(CONDITION_COLUMNS)]
         reference_path = processed_dir / REFERENCE_FILE
         first_patch = pd.read_parquet(processed_dir / PATCHES_FILE, columns=["path"])["path"].iloc[0]
+        design, joint_stats = "fused", None
+        if FUSION_MODEL in heads:
+            meta = head_metadata(models_dir / HEADS_DIR / FUSION_MODEL)
+            design = meta.get("design", design)
+            if "joint_mean" in meta:
+                joint_stats = (torch.tensor(meta["joint_mean"], dtype=torch.float64),
+                               torch.tensor(meta["joint_std"], dtype=torch.float64))
         return cls(sgpt.to(CPU).eval(), pretrain_config.image_size, processed.scaler, heads, train.min(), train.max(),
                    load_reference(reference_path) if reference_path.is_file() else None,
-                   read_patch(processed_dir / first_patch).shape[0])
+                   read_patch(processed_dir / first_patch).shape[0], design, joint_stats)
 
     def out_of_range(self, conditions: pd.DataFrame) -> list[str]:
         """Per row, the comma-joined names of conditions outside the training range ("" when inside)."""
@@ -209,5 +228,19 @@ class Predictor:
             patch=torch.arange(sum(len(p) for p in per_row)),
         )
         head, targets = self.heads[FUSION_MODEL]
-        return predict_rows(head, embed_pairs(self.sgpt, FUSED, pairs, self.image_size, EMBED_BATCH, CPU), targets,
-                            CPU)
+        return predict_rows(head, self._fusion_inputs(pairs), targets, CPU)
+
+    def _fusion_inputs(self, pairs: RowPatches) -> RowInputs:
+        """The fusion head's inputs, as `heads` trained it: per-patch fused embeddings, or the standardized
+        concatenation of row means ("table+image", "table+image_pre")."""
+        modality = FUSION_INPUTS[self.fusion_design]
+        if "+" not in modality:
+            return embed_pairs(self.sgpt, modality, pairs, self.image_size, EMBED_BATCH, CPU)
+        if self.joint_stats is None:
+            raise FileNotFoundError(f"the {FUSION_MODEL} head ({self.fusion_design}) lacks its input statistics; "
+                                    "rerun `matmcl heads`")
+        parts = [embed_conditions(self.sgpt, pairs.inputs, CPU) if part == TABLE
+                 else embed_pairs(self.sgpt, part, pairs, self.image_size, EMBED_BATCH, CPU)
+                 for part in modality.split("+")]
+        mean, std = self.joint_stats
+        return RowInputs.one_per_row(((joint_row_means(parts) - mean) / std).float())

@@ -32,7 +32,7 @@ from matmcl.training.config import EvaluationConfig, PretrainConfig, PropertyCon
 from matmcl.training.data import PretrainBatches, ProcessedData, RowPatches, model_images
 from matmcl.training.evaluate import evaluate
 from matmcl.training.pretrain import pretrain, warmup_linear_decay
-from matmcl.training.properties import PropertyData, fit_predict, train_heads
+from matmcl.training.properties import FUSION_INPUTS, PropertyData, fit_predict, head_metadata, train_heads
 
 REPO = Path(__file__).resolve().parents[1]
 SERVED = ("matmcl_conditions", "matmcl_fusion")
@@ -304,6 +304,24 @@ def test_prediction_with_patches_uses_the_fusion_head(processed: Path, predictor
     assert result.loc[result["row"] == 0, "model"].eq("matmcl_conditions").all()
     np.testing.assert_allclose(result[result["row"] == 0][list(PROPERTY_COLUMNS)],
                                predictor.predict(conditions.head(1))[list(PROPERTY_COLUMNS)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("design", list(FUSION_INPUTS))
+def test_predictor_rebuilds_the_inputs_each_fusion_design_was_trained_on(
+        predictor: Predictor, property_data: PropertyData, design: str):
+    modality = FUSION_INPUTS[design]
+    stats = property_data.joint_stats(modality) if "+" in modality else None
+    served = dataclasses.replace(predictor, fusion_design=design, joint_stats=stats)
+    rebuilt = served._fusion_inputs(property_data.pairs("val"))
+    trained = property_data.inputs("val", modality)
+    torch.testing.assert_close(rebuilt.values, trained.values, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(rebuilt.row, trained.row)
+
+
+def test_served_fusion_head_records_the_design_chosen_on_validation(workspace: Path, predictor: Predictor):
+    meta = head_metadata(workspace / "models" / HEADS_DIR / "matmcl_fusion")
+    assert meta["design"] in FUSION_INPUTS and predictor.fusion_design == meta["design"]
+    assert ("joint_mean" in meta) == ("+" in FUSION_INPUTS[meta["design"]])
 
 
 @pytest.mark.parametrize(

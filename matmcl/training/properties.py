@@ -19,7 +19,7 @@ import dataclasses
 
 import copy
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,12 @@ def embed_pairs(model: SGPTModel, modality: str, pairs: RowPatches, image_size: 
     return RowInputs(torch.cat(chunks), pairs.row, pairs.n_rows)
 
 
+def joint_row_means(parts: Sequence[RowInputs]) -> torch.Tensor:
+    """One row per input row: the concatenation of each part's row means (float64; "a+b" inputs before
+    standardization)."""
+    return torch.cat([p.average(p.values.double()) for p in parts], dim=1)
+
+
 @torch.no_grad()
 def embed_conditions(model: SGPTModel, inputs: torch.Tensor, device: torch.device) -> RowInputs:
     """Joint-space condition embeddings of model inputs (n, 7), one per row."""
@@ -180,15 +186,19 @@ class PropertyData:
 
 
     def _joint(self, split: str, modality: str) -> RowInputs:
-        def row_means(part_split: str) -> torch.Tensor:
-            parts = [self.inputs(part_split, part) for part in modality.split("+")]
-            return torch.cat([p.average(p.values.double()) for p in parts], dim=1)
-
         if modality not in self._joint_stats:
-            train = row_means("train")
+            train = self._joint_row_means("train", modality)
             self._joint_stats[modality] = (train.mean(0), train.std(0).clamp(min=1e-6))
         mean, std = self._joint_stats[modality]
-        return RowInputs.one_per_row(((row_means(split) - mean) / std).float())
+        return RowInputs.one_per_row(((self._joint_row_means(split, modality) - mean) / std).float())
+
+    def _joint_row_means(self, split: str, modality: str) -> torch.Tensor:
+        return joint_row_means([self.inputs(split, part) for part in modality.split("+")])
+
+    def joint_stats(self, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and sd over the train split that standardize the joint inputs "a+b" of `inputs`."""
+        self.inputs("train", modality)
+        return self._joint_stats[modality]
 
     def structure(self, split: str) -> np.ndarray:
         """The film's measured structural features (`config.structure_features` of features.parquet) per row."""
@@ -349,9 +359,9 @@ FITTERS: dict[str, Callable[[PropertyData, PropertyConfig, int, str], FitResult]
 }
 
 
-# The served heads (matmcl predict): the conditions head and the frozen fused-embedding head (the Predictor feeds it
-# fused embeddings of the given patches).
-SERVED_FITTERS = {"matmcl_conditions": FITTERS["matmcl_conditions"], "matmcl_fusion": FITTERS["matmcl_fusion_frozen"]}
+# The served heads (matmcl predict): the conditions head and the fusion head of the design matmcl_fusion picks on
+# the validation films (its inputs: `FUSION_INPUTS[design]`, recorded with the head; the Predictor rebuilds them).
+SERVED_FITTERS = {"matmcl_conditions": FITTERS["matmcl_conditions"], "matmcl_fusion": FITTERS["matmcl_fusion"]}
 
 
 def fit_predict(variant: str, data: PropertyData, config: PropertyConfig, seed: int,
@@ -369,6 +379,14 @@ def save_head(directory: str | Path, head: PropertyHead, targets: TargetScaler, 
     return directory
 
 
+def head_metadata(directory: str | Path) -> dict[str, Any]:
+    """What `save_head` recorded beside the head: target scaling and metadata (variant, seed, fusion design...)."""
+    path = Path(directory) / TARGETS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; expected a folder written by save_head")
+    return json.loads(path.read_text())
+
+
 def load_head(directory: str | Path, sources: Mapping[str, str]) -> tuple[PropertyHead, TargetScaler]:
     """A head folder written by `train_heads`: the head (eval mode) and its target scaling. LineageError when it was
     not made from `sources` (e.g. `check_sgpt`'s {"data": ..., "sgpt": ...}; any subset is checked)."""
@@ -376,10 +394,7 @@ def load_head(directory: str | Path, sources: Mapping[str, str]) -> tuple[Proper
     config, state = load_pretrained(directory, PropertyHeadConfig, PropertyHead.__name__)
     head = PropertyHead(config)
     head.load_state_dict(state)
-    path = Path(directory) / TARGETS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; expected a folder written by save_head")
-    return head.eval(), TargetScaler.from_dict(json.loads(path.read_text()))
+    return head.eval(), TargetScaler.from_dict(head_metadata(directory))
 
 
 def train_heads(processed_dir: str | Path, models_dir: str | Path, config: PropertyConfig,
@@ -397,10 +412,16 @@ def train_heads(processed_dir: str | Path, models_dir: str | Path, config: Prope
     with atomic_dir(models_dir / HEADS_DIR) as tmp:
         for variant in variants:
             result = SERVED_FITTERS[variant](data, config, seed, "val")
+            design = {}
+            if result.choice is not None:  # the fusion design and, for joint inputs, their standardization
+                design = {"design": result.choice}
+                if "+" in FUSION_INPUTS[result.choice]:
+                    mean, std = data.joint_stats(FUSION_INPUTS[result.choice])
+                    design.update(joint_mean=mean.tolist(), joint_std=std.tolist())
             save_head(tmp / variant, result.model, data.targets, variant=variant, seed=seed,
-                      best_epoch=result.best_epoch)
+                      best_epoch=result.best_epoch, **design)
             write_lineage(tmp / variant, lineage)
-            summary[variant] = {"best_epoch": result.best_epoch,
+            summary[variant] = {"best_epoch": result.best_epoch, "design": result.choice,
                                 "val": regression_metrics(data.y["val"], result.prediction, PROPERTY_COLUMNS)}
     return summary
 
