@@ -1,9 +1,12 @@
-"""Independent jobs (cross-validation folds) on forked worker processes, one torch thread each.
+"""Independent jobs (cross-validation folds) on forked worker processes, one thread each.
 
 The models these jobs train are small: one torch thread per process is as fast as several, so on the 2-core default
 machine two folds at a time halve the wall time. Workers are forked, so the data every job reads (`shared`) is
 passed copy-on-write instead of pickled; each job must seed its own randomness, which makes the results independent
-of `workers`.
+of `workers`. Every job runs with one torch thread and one OpenMP/BLAS thread (threadpoolctl): besides avoiding
+oversubscription, a forked child must not enter an OpenMP parallel region of a pool its parent already started
+(libgomp is not fork-safe: scikit-learn's gradient boosting hung there after a multi-threaded stage in the same
+process).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
@@ -26,7 +30,8 @@ def _call(item: Any) -> Any:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return function(item, *shared)
+        with threadpool_limits(1):
+            return function(item, *shared)
     finally:
         torch.set_num_threads(threads)
 
