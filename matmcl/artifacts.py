@@ -34,6 +34,10 @@ COMPOSITE_TABLE_FILE = "composite_table.parquet"
 SGPT_DIR = "sgpt"
 HEADS_DIR = "property"
 COMPOSITE_DIR = "composite"  # multi-stage composite model: nanofiber_fp/ and msl/ (docs/composites.md)
+CV_EMBEDDINGS = "cv_embeddings.npz"  # per CV fold: its SGPT's embeddings of training and test films (retrieval)
+GALLERY_DIR = "gallery"  # retrieval gallery index of the served SGPT (docs/retrieval.md)
+DESIGN_DIR = "design"  # inverse-design proxy ensemble (docs/design.md)
+GENERATOR_DIR = "generator"  # diffusion prior and decoder (docs/generation.md)
 
 # Reports (under the reports folder). Each stage also writes reports/<stage>.json.
 TIMING_REPORT = "timing.json"
@@ -49,6 +53,12 @@ FEATURES_PLOT = "data_features.png"
 PROPERTIES_PLOT = "data_properties.png"
 PRETRAIN_LOSS_PLOT = "pretrain_loss.png"
 COMPOSITE_PLOTS_DIR = "composite"  # parity and screening plots, screening candidates CSV
+RETRIEVAL_REPORT = "retrieval.json"
+RETRIEVAL_PLOTS_DIR = "retrieval"
+DESIGN_REPORT = "design.json"
+DESIGN_PLOTS_DIR = "design"
+GENERATION_REPORT = "generation.json"
+GENERATION_PLOTS_DIR = "generation"
 
 
 def stage_report(stage: str) -> str:

@@ -209,7 +209,8 @@ def test_frozen_variant_leaves_the_pretrained_encoder_untouched(property_data: P
 def write_ground_truth(raw: Path, processed: Path) -> None:
     table = pd.read_parquet(processed / "table.parquet")
     (raw / "ground_truth").mkdir(parents=True)
-    table[[FILM_ID, DIRECTION, *PROPERTY_COLUMNS]].to_parquet(raw / "ground_truth" / "properties.parquet")
+    truth = table[[FILM_ID, DIRECTION, *PROPERTY_COLUMNS]].assign(knee_sharpness=0.5)
+    truth.to_parquet(raw / "ground_truth" / "properties.parquet")
 
 
 CV_EVALUATION = dataclasses.replace(EVALUATION, folds=2, bootstrap=20, learning_curve=(0.5, 1.0), ablations=True)
@@ -238,12 +239,19 @@ def test_evaluation_reports_have_the_documented_keys(cv_reports):
             assert {"r2_mean", "r2_sd", "r2_ci95", "r2_L_mean", "r2_T_mean", "r2_dir_mean", "r2_dir_ci95",
                     "rmse_mean"} <= set(entry)
             assert len(report["per_fold"][variant]) == 2
-    # The structure ceiling here is the measured table itself: R² = 1 pooled and within each direction.
-    for prop in PROPERTY_COLUMNS:
+    # The structure ceiling here is the measured table itself times the extraction bias of simulated specimens. The
+    # tiny table's random yield strengths, tangents and strains make no curve the lab could log (their specimens
+    # are made feasible first), but its fracture strengths and moduli do: for those the bias is ≈ 1 and the ceiling
+    # R² ≈ 1 pooled and within each direction, and below that against re-simulated measurements (specimen noise).
+    bias = report["ceiling_extraction_bias"]
+    assert set(bias) == set(PROPERTY_COLUMNS) and all(b > 0 for b in bias.values())
+    for prop in ("fracture_strength_mpa", "elastic_modulus_mpa"):
+        assert bias[prop] == pytest.approx(1.0, abs=0.02)
         ceiling = report["ceilings"]["structure"][prop]
-        assert ceiling["r2_mean"] == pytest.approx(1.0) and ceiling["r2_L_mean"] == pytest.approx(1.0)
-        assert ceiling["r2_T_mean"] == pytest.approx(1.0)
-    assert set(report["ceilings"]["conditions"]) == set(PROPERTY_COLUMNS)
+        assert ceiling["r2_mean"] > 0.99 and ceiling["r2_L_mean"] > 0.98 and ceiling["r2_T_mean"] > 0.98
+        assert 0.5 < report["ceilings_expected"]["structure"][prop]["r2_mean"] < ceiling["r2_mean"]
+    for name in ("conditions", "structure"):
+        assert set(report["ceilings"][name]) == set(report["ceilings_expected"][name]) == set(PROPERTY_COLUMNS)
     pair = report["paired"]["matmcl_conditions__vs__gbm_conditions"]["fracture_strength_mpa"]
     assert {"delta_r2_mean", "delta_r2_ci95", "folds_won"} <= set(pair) and 0 <= pair["folds_won"] <= 2
     assert set(report["fusion_choices"]) <= {"fused", "table_image"} and len(report["fusion_choices"]) == 2

@@ -140,7 +140,10 @@ class EvaluationConfig:
     in the paper profile. `workers`: folds run in parallel in
     that many processes, one torch thread each (results do not depend on it).
 
-    `oracle_draws`: fresh virtual-lab films simulated per test condition for the conditions-only ceiling.
+    `oracle_draws`: fresh virtual-lab films simulated per test condition for the conditions-only ceiling. Both
+    ceilings are multiplied by the mean extraction bias of `ceiling_bias_specimens` simulated specimens per row and
+    also scored as their expected value over `ceiling_resimulations` re-simulated measurements of the test films
+    (matmcl.evaluation.ceilings).
     Structural-feature analyses (Mantel correlation, KNN probe averaged over `knn_repeats` 80/20 splits, t-SNE) use
     one row per test film (longitudinal); similarity and IPR use every test row.
     """
@@ -171,6 +174,8 @@ class EvaluationConfig:
     learning_curve_variants: tuple[str, ...] = ("matmcl_conditions", "no_sgpt", "gbm_conditions")
     reference_fraction: float = 0.1
     workers: int = 2
+    ceiling_bias_specimens: int = 10
+    ceiling_resimulations: int = 5
 
     def __post_init__(self) -> None:
         if self.workers < 1:

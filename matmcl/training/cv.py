@@ -15,10 +15,10 @@ over folds, 95 % bootstrap CI over films of the out-of-fold predictions, and pai
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
+import json
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from matmcl.artifacts import GROUND_TRUTH_DIR, LAB_MANIFEST
+from matmcl.evaluation.ceilings import (
+    CONDITIONS,
+    STRUCTURE,
+    expected_fold_metrics,
+    read_measurement,
+    simulate_ceilings,
+)
 from matmcl.evaluation.protocol import (
     LONGITUDINAL_FLAG,
     Fold,
@@ -39,6 +46,8 @@ from matmcl.evaluation.protocol import (
 )
 from matmcl.evaluation.stats import bootstrap_weights, mean_ci, paired, percentile_ci, weighted_r2
 from matmcl.lab.mechanics import resimulate_properties
+from matmcl.parallel import map_forked
+from matmcl.retrieval.embeddings import concat_folds, fold_embeddings
 from matmcl.models.sgpt import TABLE
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, FILM_ID, PROPERTY_COLUMNS, SPLIT
 from matmcl.splits import fit_scaler
@@ -47,9 +56,9 @@ from matmcl.training.data import ConditionScaler, PatchBank, ProcessedData
 from matmcl.training.pretrain import train_sgpt
 from matmcl.training.properties import FITTERS, PropertyData, _fit_frozen
 
-GROUND_TRUTH = Path("ground_truth") / "properties.parquet"
+GROUND_TRUTH = Path(GROUND_TRUTH_DIR) / "properties.parquet"
 CLIP_VARIANT = "matmcl_conditions_clip"
-CEILING_NAMES = ("conditions", "structure")
+CEILING_NAMES = (CONDITIONS, STRUCTURE)
 UNUSED = "unused"
 METRICS = ("r2", "r2_L", "r2_T", "r2_dir", "rmse", "rmse_L", "rmse_T")
 
@@ -79,19 +88,50 @@ def fold_view(base: CachedProcessed, train: Sequence[str], val: Sequence[str], t
     return dataclasses.replace(base, table=table, scaler=scaler)
 
 
-def ceiling_predictions(table: pd.DataFrame, raw_dir: Path, config: EvaluationConfig) -> dict[str, np.ndarray]:
+@dataclass
+class Ceilings:
+    """The virtual lab's ceilings per table row (`predictions`: name → (rows, 5)), the re-simulated measurements their
+    expected R² is scored on (name → (k, rows, 5)) and the extraction bias factors applied (5,)."""
+
+    predictions: dict[str, np.ndarray]
+    resimulated: dict[str, np.ndarray]
+    bias: np.ndarray
+
+
+def ceiling_predictions(table: pd.DataFrame, raw_dir: Path, config: EvaluationConfig) -> Ceilings:
     """Per row of `table`: the conditions-only ceiling (mean of `oracle_draws` re-simulated films of its condition)
-    and the structure ceiling (the film's own noise-free properties)."""
+    and the structure ceiling (the film's own noise-free properties), both times the mean extraction bias of the
+    lab's measurement, with re-simulated test sets (matmcl.evaluation.ceilings)."""
     keys = [FILM_ID, DIRECTION]
     films = table.drop_duplicates(FILM_ID).reset_index(drop=True)
     resimulated = resimulate_properties(films[list(CONDITION_COLUMNS)], config.oracle_draws, config.seed)
     resimulated.insert(0, FILM_ID, films[FILM_ID].to_numpy()[resimulated.pop("row").to_numpy()])
     truth = pd.read_parquet(raw_dir / GROUND_TRUTH)
+    manifest = raw_dir / LAB_MANIFEST
+    measurement = read_measurement(json.loads(manifest.read_text()) if manifest.is_file() else {})
+    simulated = simulate_ceilings(table, truth, measurement, config.ceiling_bias_specimens,
+                                  config.ceiling_resimulations, config.seed, config.workers)
     out = {}
     for name, source in zip(CEILING_NAMES, (resimulated, truth), strict=True):
         aligned = table[keys].merge(source[[*keys, *PROPERTY_COLUMNS]], on=keys, how="left", validate="1:1")
-        out[name] = aligned[list(PROPERTY_COLUMNS)].to_numpy(dtype=float)
-    return out
+        out[name] = aligned[list(PROPERTY_COLUMNS)].to_numpy(dtype=float) * simulated["bias"]
+    return Ceilings(out, {STRUCTURE: simulated[STRUCTURE], CONDITIONS: simulated[CONDITIONS]}, simulated["bias"])
+
+
+def expected_ceilings(ceilings: Ceilings, folds: Sequence[Fold], films: np.ndarray, direction: np.ndarray
+                      ) -> dict[str, dict[str, dict[str, float]]]:
+    """Per ceiling and property: the mean over folds of the ceiling's expected R² (pooled, L, T and their mean)
+    over the re-simulated measurements of the fold's test films."""
+    per_fold: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in ceilings.predictions}
+    for fold in folds:
+        test = np.flatnonzero(np.isin(films, list(fold.test)))
+        for name, prediction in ceilings.predictions.items():
+            per_fold[name].append(expected_fold_metrics(prediction[test], ceilings.resimulated[name][:, test],
+                                                        direction[test]))
+    return {name: {prop: {f"{metric}_mean": float(np.nanmean([fold[prop][metric] for fold in values]))
+                          for metric in ("r2", "r2_L", "r2_T", "r2_dir")}
+                   for prop in PROPERTY_COLUMNS}
+            for name, values in per_fold.items()}
 
 
 @dataclass
@@ -188,8 +228,9 @@ def _reference_films(processed_dir: Path, films: Sequence[str], config: Evaluati
 def cross_validate(processed_dir: str | Path, raw_dir: str | Path | None, pretrain_config: PretrainConfig,
                    property_config: PropertyConfig, config: EvaluationConfig, progress: bool = True
                    ) -> dict[str, Any]:
-    """Run the protocol; returns the report (JSON-ready except NaN) and `oof` (repeat 0 out-of-fold predictions per
-    variant, with `y` and `rows`) for plots."""
+    """Run the protocol; returns the report (JSON-ready except NaN), `oof` (repeat 0 out-of-fold predictions per
+    variant, with `y` and `rows`) for plots, and `embeddings` (each fold SGPT's film embeddings of its inner-training
+    and test films, matmcl.retrieval.embeddings.CV_FIELDS) for the retrieval evaluation."""
     processed_dir = Path(processed_dir)
     loaded = ProcessedData.load(processed_dir)
     base = CachedProcessed(loaded.directory, loaded.table, loaded.scaler, loaded.features)
@@ -207,9 +248,10 @@ def cross_validate(processed_dir: str | Path, raw_dir: str | Path | None, pretra
     if config.ablations:
         scores[CLIP_VARIANT] = Scores()
     ceilings: dict[str, Scores] = {}
-    ceiling_rows = None
+    ceiling_rows, simulated = None, None
     if raw_dir is not None and (Path(raw_dir) / GROUND_TRUTH).is_file():
-        ceiling_rows = ceiling_predictions(table, Path(raw_dir), config)
+        simulated = ceiling_predictions(table, Path(raw_dir), config)
+        ceiling_rows = simulated.predictions
         ceilings = {name: Scores() for name in ceiling_rows}
     fractions = sorted(set(config.learning_curve))
     curve: dict[str, dict[float, Scores]] = {v: {f: Scores() for f in fractions}
@@ -218,12 +260,13 @@ def cross_validate(processed_dir: str | Path, raw_dir: str | Path | None, pretra
                           config.seed, always))
     timing: dict[str, float] = {"pretrain": 0.0, "pretrain_clip": 0.0}
     histories: list[list[dict[str, float]]] = []
+    embeddings: list[dict[str, np.ndarray]] = []
     for per_film in {0, property_config.fusion_patches}:  # load the patches once, before the workers fork
         base.patches(table, per_film)
     shared = (base, y, direction, fold_config, clip_config, property_config, config, seed, variants,
               ceiling_rows)
-    for result in _map_folds(folds, shared, config.workers, progress):
-        _merge(result, scores, ceilings, curve, timing, histories)
+    for result in map_forked(_one_fold, folds, shared, config.workers, "cross-validation folds", progress):
+        _merge(result, scores, ceilings, curve, timing, histories, embeddings)
     n_boot = config.bootstrap
     report: dict[str, Any] = {
         "protocol": {"folds": config.folds, "repeats": config.repeats, "n_films": int(table[FILM_ID].nunique()),
@@ -246,8 +289,14 @@ def cross_validate(processed_dir: str | Path, raw_dir: str | Path | None, pretra
                                                                                            "r2_dir_sd"))}
                                      for prop, entry in summarize(s, y, direction, films, 0, config.seed).items()}
                               for name, s in ceilings.items()}
-        report["notes"].append("ceilings: scored per fold on the same test films; the expected value over "
-                               "re-simulated test sets and a specimen-level tangent ceiling are not computed")
+        report["ceilings_expected"] = expected_ceilings(simulated, folds, films, direction)
+        report["ceiling_extraction_bias"] = dict(zip(PROPERTY_COLUMNS, simulated.bias.round(5).tolist()))
+        report["notes"].append(
+            f"ceilings: scored per fold on the same test films (`ceilings`) and as the expected value over "
+            f"{config.ceiling_resimulations} re-simulated measurements of those films (`ceilings_expected`: new "
+            f"specimens of the same films for the structure ceiling, new films at the same conditions for the "
+            f"conditions ceiling); both ceilings predict the noise-free properties times the mean extraction bias of "
+            f"{config.ceiling_bias_specimens} simulated specimens per row (`ceiling_extraction_bias`)")
     else:
         report["notes"].append("ceilings omitted: no virtual-lab ground truth (raw_dir/ground_truth/properties.parquet)")
     report["paired"] = {}
@@ -271,7 +320,7 @@ def cross_validate(processed_dir: str | Path, raw_dir: str | Path | None, pretra
         report["notes"].append("ablations off (evaluation.ablations: false); the paper profile runs them")
     oof = {v: s.oof[0] for v, s in scores.items() if 0 in s.oof}
     return {"report": report, "oof": oof, "y": y, "direction": direction, "tested": np.isfinite(
-        next(iter(oof.values()))).all(axis=1) if oof else None}
+        next(iter(oof.values()))).all(axis=1) if oof else None, "embeddings": concat_folds(embeddings)}
 
 
 def _history_report(histories: Sequence[Sequence[Mapping[str, float]]]) -> dict[str, Any]:
@@ -306,12 +355,10 @@ def _curve_report(curve: Mapping[str, Mapping[float, Scores]], scores: Mapping[s
     return out
 
 
-_SHARED: tuple | None = None  # what every fold reads; set before the worker processes fork
-
-
-def _one_fold(fold: Fold) -> dict[str, Any]:
-    """Run one fold on fresh accumulators (one torch thread) and return them for `_merge`."""
-    base, y, direction, fold_config, clip_config, property_config, config, seed, variants, ceiling_rows = _SHARED
+def _one_fold(fold: Fold, base: CachedProcessed, y: np.ndarray, direction: np.ndarray, fold_config: PretrainConfig,
+              clip_config: PretrainConfig, property_config: PropertyConfig, config: EvaluationConfig, seed: int,
+              variants: Sequence[str], ceiling_rows: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
+    """Run one fold on fresh accumulators and return them for `_merge` (matmcl.parallel runs it on one thread)."""
     scores = {v: Scores() for v in variants}
     if config.ablations:
         scores[CLIP_VARIANT] = Scores()
@@ -319,41 +366,16 @@ def _one_fold(fold: Fold) -> dict[str, Any]:
     curve = {v: {f: Scores() for f in sorted(set(config.learning_curve))} for v in config.learning_curve_variants}
     timing: dict[str, float] = {"pretrain": 0.0, "pretrain_clip": 0.0}
     histories: list[list[dict[str, float]]] = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: one thread per fold; on shared cores more threads spin, not work
-    try:
-        _run_fold(fold, base, y, direction, fold_config, clip_config, property_config, config, seed, variants,
-                  scores, ceilings, ceiling_rows, curve, timing, histories)
-    finally:
-        torch.set_num_threads(threads)
-    return {"scores": scores, "ceilings": ceilings, "curve": curve, "timing": timing, "histories": histories}
-
-
-def _map_folds(folds: Sequence[Fold], shared: tuple, workers: int, progress: bool) -> Iterator[dict[str, Any]]:
-    """Each fold's results, in fold order; with `workers` > 1 the folds run in that many forked processes (the
-    data are shared copy-on-write). Every fold seeds its own models, so the results do not depend on `workers`."""
-    global _SHARED
-    _SHARED = shared
-    bar = tqdm(total=len(folds), desc="cross-validation folds", unit="fold", disable=not progress)
-    try:
-        if workers <= 1 or len(folds) < 2:
-            for fold in folds:
-                yield _one_fold(fold)
-                bar.update()
-            return
-        context = multiprocessing.get_context("fork")
-        with context.Pool(min(workers, len(folds))) as pool:
-            for result in pool.imap(_one_fold, folds):
-                yield result
-                bar.update()
-    finally:
-        bar.close()
-        _SHARED = None
+    embeddings: list[dict[str, np.ndarray]] = []
+    _run_fold(fold, base, y, direction, fold_config, clip_config, property_config, config, seed, variants,
+              scores, ceilings, ceiling_rows, curve, timing, histories, embeddings)
+    return {"scores": scores, "ceilings": ceilings, "curve": curve, "timing": timing, "histories": histories,
+            "embeddings": embeddings}
 
 
 def _merge(result: Mapping[str, Any], scores: dict[str, Scores], ceilings: dict[str, Scores],
            curve: dict[str, dict[float, Scores]], timing: dict[str, float],
-           histories: list[list[dict[str, float]]]) -> None:
+           histories: list[list[dict[str, float]]], embeddings: list[dict[str, np.ndarray]]) -> None:
     """Append one fold's accumulators to the run's."""
     pairs = [(scores[k], v) for k, v in result["scores"].items()]
     pairs += [(ceilings[k], v) for k, v in result["ceilings"].items()]
@@ -369,13 +391,15 @@ def _merge(result: Mapping[str, Any], scores: dict[str, Scores], ceilings: dict[
     for key, value in result["timing"].items():
         timing[key] = timing.get(key, 0.0) + value
     histories.extend(result["histories"])
+    embeddings.extend(result["embeddings"])
 
 
 def _run_fold(fold: Fold, base: CachedProcessed, y: np.ndarray, direction: np.ndarray, fold_config: PretrainConfig,
               clip_config: PretrainConfig, property_config: PropertyConfig, config: EvaluationConfig, seed: int,
               variants: Sequence[str], scores: dict[str, Scores], ceilings: dict[str, Scores],
               ceiling_rows: Mapping[str, np.ndarray] | None, curve: dict[str, dict[float, Scores]],
-              timing: dict[str, float], histories: list[list[dict[str, float]]]) -> None:
+              timing: dict[str, float], histories: list[list[dict[str, float]]],
+              embeddings: list[dict[str, np.ndarray]]) -> None:
     view = fold_view(base, fold.train, fold.val, fold.test)
     test_index = np.flatnonzero((view.table[SPLIT] == "test").to_numpy())
     n_rows = len(base.table)
@@ -386,6 +410,9 @@ def _run_fold(fold: Fold, base: CachedProcessed, y: np.ndarray, direction: np.nd
                                val_rows=view.rows(["val"]))
     timing["pretrain"] += time.perf_counter() - began
     histories.append([{k: h[k] for k in ("epoch", "loss", "val_loss", "seconds") if k in h} for h in history])
+    embeddings.append(fold_embeddings(sgpt, fold_config.image_size, view.scaler, view.table,
+                                      view.patches(view.table, property_config.fusion_patches), fold.train, fold.test,
+                                      fold.fold, fold.repeat, property_config.embed_batch_size))
     data = PropertyData(view, sgpt, fold_config.image_size, property_config, {})
     by_variant = {}
     for variant in variants:

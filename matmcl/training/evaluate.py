@@ -176,8 +176,8 @@ def evaluate(processed_dir: str | Path, sgpt_dir: str | Path, reports_dir: str |
              property_config: PropertyConfig, evaluation_config: EvaluationConfig, raw_dir: str | Path | None = None,
              progress: bool = True, pretrain_config: PretrainConfig | None = None) -> dict[str, Any]:
     """Run the cross-validation protocol (matmcl.training.cv) and the alignment analyses of the served SGPT on its
-    test films; write property.json, alignment.json and the plots (in reports/evaluation/); return both reports
-    and the plot paths (`plots`)."""
+    test films; write property.json, alignment.json and the plots (in reports/evaluation/); return both reports,
+    the plot paths (`plots`) and each fold SGPT's film embeddings (`embeddings`, for matmcl.retrieval)."""
     reports_dir = Path(reports_dir)
     plots_dir = reports_dir / PLOTS_DIR
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -203,4 +203,5 @@ def evaluate(processed_dir: str | Path, sgpt_dir: str | Path, reports_dir: str |
     property_report, alignment = _json_safe(property_report), _json_safe(alignment)
     write_json(property_report, reports_dir / PROPERTY_REPORT)
     write_json(alignment, reports_dir / ALIGNMENT_REPORT)
-    return {"property": property_report, "alignment": alignment, "plots": plots + alignment_plots}
+    return {"property": property_report, "alignment": alignment, "plots": plots + alignment_plots,
+            "embeddings": cv["embeddings"]}

@@ -20,13 +20,14 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from matmcl.artifacts import HEADS_DIR, PRETRAIN_LOSS_PLOT, SCALER_FILE, SGPT_DIR, TABLE_FILE
+from matmcl.artifacts import CV_EMBEDDINGS, HEADS_DIR, PRETRAIN_LOSS_PLOT, SCALER_FILE, SGPT_DIR, TABLE_FILE
 from matmcl.atomic import atomic_path
 from matmcl.codebase import code_version
 from matmcl.config import Workspace, section
 from matmcl.evaluation.plots import DPI, PANEL_INCHES
 from matmcl.lineage import LINEAGE_FILE, data_version
 from matmcl.models.sgpt import count_parameters
+from matmcl.retrieval.embeddings import write_cv_embeddings
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, FILM_ID, SPLIT
 from matmcl.tracking import NullRun, resolve_tracking, tracking_run
 from matmcl.training.config import EvaluationConfig, PretrainConfig, PropertyConfig
@@ -141,8 +142,8 @@ def run_heads(workspace: Workspace, params: dict[str, Any], options: RunOptions 
 
 def run_evaluation(workspace: Workspace, params: dict[str, Any], options: RunOptions = RunOptions()
                    ) -> tuple[dict[str, Any], Plots]:
-    """Evaluate every variant and the alignment on the test films into reports/; returns the headline numbers and
-    the plots."""
+    """Evaluate every variant and the alignment on the test films into reports/, and store each fold SGPT's film
+    embeddings in models/cv_embeddings.npz (for the retrieval stage); returns the headline numbers and the plots."""
     property_config = section(params, "property", PropertyConfig)
     evaluation_config = section(params, "evaluation", EvaluationConfig)
     pretrain_config = section(params, "pretrain", PretrainConfig)
@@ -152,6 +153,7 @@ def run_evaluation(workspace: Workspace, params: dict[str, Any], options: RunOpt
         result = evaluate(workspace.processed, workspace.models / SGPT_DIR, workspace.reports, property_config,
                           evaluation_config, workspace.raw, options.progress, pretrain_config)
         report = result["property"]
+        write_cv_embeddings(result["embeddings"], version, workspace.models / CV_EMBEDDINGS)
         run.log_metrics({key: report[key] for key in ("variants", "ceilings", "paired") if key in report})
         run.log_metrics({"alignment": result["alignment"]})
         for path in [*result["plots"], workspace.reports / PROPERTY_REPORT, workspace.reports / ALIGNMENT_REPORT]:
