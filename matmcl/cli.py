@@ -149,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_measure_arguments(add("measure", "structural features of SEM frames (orientation, diameter, pores)",
                               cmd_measure, cmd_measure.__doc__))
 
+    from matmcl.generate_cli import add_generate_arguments, cmd_generate
+
+    add_generate_arguments(add("generate", "SEM structures generated from processing conditions (grid PNG)",
+                               cmd_generate, cmd_generate.__doc__))
+
+    from matmcl.retrieve_cli import add_retrieve_arguments, cmd_retrieve
+
+    add_retrieve_arguments(add("retrieve", "cross-modal retrieval: gallery films for conditions or an SEM frame",
+                               cmd_retrieve, cmd_retrieve.__doc__))
+
     from matmcl.tune_cli import add_tune_arguments, cmd_tune
 
     add_tune_arguments(add("tune", "Optuna over head (and pre-training) settings on inner validation (not in the "

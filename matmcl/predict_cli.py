@@ -15,11 +15,20 @@ def _flag(column: str) -> str:
     return "--" + column.replace("_", "-")
 
 
-def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `matmcl predict`: a conditions CSV or one flag per condition, optional SEM frames, output CSV."""
-    parser.add_argument("--conditions", help="CSV with the six condition columns (one mat per row)")
+def add_condition_arguments(parser: argparse.ArgumentParser) -> None:
+    """The condition flags `predict`, `generate` and `retrieve` share: --conditions (NAME=VALUE pairs or a CSV),
+    --conditions-csv, or one flag per condition."""
+    parser.add_argument("--conditions", metavar="NAME=VALUE,...|CSV",
+                        help="one mat's six conditions as NAME=VALUE pairs (e.g. flow_rate_ml_h=0.4,...), or a CSV "
+                             "with the six condition columns (one mat per row)")
+    parser.add_argument("--conditions-csv", metavar="CSV", help="CSV with the six condition columns (one mat per row)")
     for column in CONDITION_COLUMNS:
         parser.add_argument(_flag(column), dest=column, type=float, help=f"{column} (instead of --conditions)")
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `matmcl predict`: conditions (add_condition_arguments), optional SEM frames, output CSV."""
+    add_condition_arguments(parser)
     parser.add_argument("--image", action="append", default=[],
                         help="raw SEM frame of the mat (repeatable; one condition row only): use the fusion model")
     parser.add_argument("--info-bar-px", type=int, help="rows of the SEM info bar (default: params synth.info_bar_px)")
@@ -30,19 +39,46 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write the predictions to this CSV (default: print to stdout)")
 
 
-def read_conditions(args: argparse.Namespace) -> pd.DataFrame:
-    """Conditions from --conditions CSV, or one row from the per-condition flags."""
+def parse_conditions(text: str) -> pd.DataFrame:
+    """'name=value,...' with each of the six conditions exactly once → a one-row DataFrame of floats."""
+    values: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep:
+            raise ValueError(f"--conditions: {item!r} is not NAME=VALUE")
+        if name not in CONDITION_COLUMNS:
+            raise ValueError(f"--conditions: unknown condition {name!r}; the six are {', '.join(CONDITION_COLUMNS)}")
+        if name in values:
+            raise ValueError(f"--conditions: {name} given twice")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--conditions: {name}={value!r} is not a number") from None
+    missing = [c for c in CONDITION_COLUMNS if c not in values]
+    if missing:
+        raise ValueError(f"--conditions: got {len(values)} of the 6 conditions; missing {', '.join(missing)}")
+    return pd.DataFrame([values])
+
+
+def read_conditions(args: argparse.Namespace, required: bool = True) -> pd.DataFrame | None:
+    """Conditions from --conditions (NAME=VALUE pairs or a CSV path), --conditions-csv, or one row from the
+    per-condition flags; None when none is given and not `required`."""
     from matmcl.predict import PredictionInputError
 
     flags = {c: getattr(args, c) for c in CONDITION_COLUMNS if getattr(args, c) is not None}
-    if args.conditions and flags:
-        raise PredictionInputError("give either --conditions CSV or per-condition flags, not both")
+    given = [bool(args.conditions), bool(args.conditions_csv), bool(flags)]
+    if sum(given) > 1:
+        raise PredictionInputError("give one of --conditions, --conditions-csv or the per-condition flags")
+    if args.conditions_csv:
+        return pd.read_csv(args.conditions_csv)
     if args.conditions:
-        return pd.read_csv(args.conditions)
-    if not flags:
-        names = ", ".join(map(_flag, CONDITION_COLUMNS))
-        raise PredictionInputError(f"no conditions: give --conditions CSV or {names}")
-    return pd.DataFrame([flags])
+        return parse_conditions(args.conditions) if "=" in args.conditions else pd.read_csv(args.conditions)
+    if flags:
+        return pd.DataFrame([flags])
+    if not required:
+        return None
+    names = ", ".join(map(_flag, CONDITION_COLUMNS))
+    raise PredictionInputError(f"no conditions: give --conditions NAME=VALUE,... or CSV, --conditions-csv, or {names}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

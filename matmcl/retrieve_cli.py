@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from matmcl.predict_cli import add_condition_arguments, read_conditions
 from matmcl.schema import CONDITION_COLUMNS
 
 DEFAULT_GRID = "retrieval_grid.png"
@@ -20,9 +21,7 @@ DEFAULT_GRID = "retrieval_grid.png"
 
 def add_retrieve_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `matmcl retrieve`: one query kind (conditions or frames), top-k, gallery, grid, adding films."""
-    parser.add_argument("--conditions", metavar="NAME=VALUE,...",
-                        help=f"one query's six conditions, e.g. {CONDITION_COLUMNS[0]}=0.4,...")
-    parser.add_argument("--conditions-csv", metavar="CSV", help="CSV with the six condition columns (one query a row)")
+    add_condition_arguments(parser)
     parser.add_argument("--image", action="append", default=[], metavar="PATH",
                         help="SEM frame (TIFF, PNG, JPEG, ...) of one query structure (repeatable: frames of one film)")
     parser.add_argument("--pixel-size-nm", type=float,
@@ -38,35 +37,6 @@ def add_retrieve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-gallery", metavar="DIR",
                         help="with --add: write the enlarged gallery here (default: the --gallery folder; never "
                              "the pipeline's models/gallery, which `matmcl retrieval` rebuilds)")
-
-
-def parse_conditions(text: str) -> pd.DataFrame:
-    """'name=value,...' with each of the six conditions exactly once → a one-row DataFrame."""
-    values: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep:
-            raise ValueError(f"--conditions: {item!r} is not NAME=VALUE")
-        if name not in CONDITION_COLUMNS:
-            raise ValueError(f"--conditions: unknown condition {name!r}; the six are {', '.join(CONDITION_COLUMNS)}")
-        if name in values:
-            raise ValueError(f"--conditions: {name} given twice")
-        values[name] = value.strip()
-    missing = [c for c in CONDITION_COLUMNS if c not in values]
-    if missing:
-        raise ValueError(f"--conditions: got {len(values)} of the 6 conditions; missing {', '.join(missing)}")
-    return pd.DataFrame([values])
-
-
-def _conditions(args: argparse.Namespace) -> pd.DataFrame | None:
-    if args.conditions and args.conditions_csv:
-        raise ValueError("give either --conditions or --conditions-csv, not both")
-    if args.conditions:
-        return parse_conditions(args.conditions)
-    if args.conditions_csv:
-        return pd.read_csv(args.conditions_csv)
-    return None
 
 
 def _frame_patches(args: argparse.Namespace, retriever, info_bar: int) -> list:
@@ -98,7 +68,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
     params = load_params(args.params, args.profile)
     workspace = Workspace(Path(args.workspace), section(params, "workspace", WorkspaceConfig))
-    conditions = _conditions(args)
+    conditions = read_conditions(args, required=False)
     if (conditions is None) == (not args.image) and not args.add:
         raise ValueError("give one query: --conditions / --conditions-csv, or --image")
     if args.top_k < 1:

@@ -24,7 +24,8 @@ from matmcl.retrieval.embeddings import fold_embeddings, read_cv_embeddings, wri
 from matmcl.retrieval.evaluation import evaluate_retrieval, hits, rank_fold, reciprocal_ranks
 from matmcl.retrieval.gallery import Gallery, Retriever, build_gallery
 from matmcl.retrieval.index import normalize, rank_of, top_k
-from matmcl.retrieve_cli import add_retrieve_arguments, cmd_retrieve, parse_conditions
+from matmcl.predict_cli import parse_conditions
+from matmcl.retrieve_cli import add_retrieve_arguments, cmd_retrieve
 from matmcl.schema import CONDITION_COLUMNS, FILM_ID
 from matmcl.sem.histmatch import save_reference
 from matmcl.stages.context import StageContext

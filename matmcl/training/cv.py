@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from matmcl.artifacts import GROUND_TRUTH_DIR, LAB_MANIFEST
 from matmcl.evaluation.ceilings import (
