@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_measure_arguments(add("measure", "structural features of SEM frames (orientation, diameter, pores)",
                               cmd_measure, cmd_measure.__doc__))
 
+    from matmcl.design_cli import add_design_arguments, cmd_design
+
+    add_design_arguments(add("design", "design processing conditions for a target structure or target properties",
+                             cmd_design, cmd_design.__doc__))
+
     from matmcl.generate_cli import add_generate_arguments, cmd_generate
 
     add_generate_arguments(add("generate", "SEM structures generated from processing conditions (grid PNG)",
