@@ -92,8 +92,8 @@ def test_mosaic_and_pearson():
     assert pearson([1, 2], [1, 2]) is None
 
 
-def _train(model, draw, prediction_type, steps=3, seed=0):
-    settings = TrainSettings(steps, 4, 1e-3, 0.0, 1.0, 0.9, 0.5, seed)
+def _train(model, draw, prediction_type, steps=3, seed=0, lr_schedule="constant", warmup_steps=0):
+    settings = TrainSettings(steps, 4, 1e-3, 0.0, 1.0, 0.9, 0.5, seed, lr_schedule, warmup_steps)
     torch.manual_seed(seed)
     return train_denoiser(model, draw, training_scheduler(50, prediction_type), settings, torch.device("cpu"),
                           progress=False)
@@ -112,10 +112,11 @@ def _tiny_prior():
     return DiffusionPrior(PriorConfig(embed_dim=EMBED, dim=32, depth=1, heads=2, timesteps=50))
 
 
-def _tiny_decoder():
+def _tiny_decoder(prediction_type="epsilon", fold_channels=0):
     torch.manual_seed(0)
     return EmbeddingDecoder(DecoderConfig(image_px=16, block_out_channels=(8, 16), attention_head_dim=8,
-                                          embed_dim=EMBED, timesteps=50, unshuffle=2))
+                                          embed_dim=EMBED, timesteps=50, unshuffle=2,
+                                          prediction_type=prediction_type, fold_channels=fold_channels))
 
 
 def test_prior_trains_and_samples_deterministically_with_guidance_mattering():
@@ -136,11 +137,15 @@ def test_prior_trains_and_samples_deterministically_with_guidance_mattering():
     assert not torch.allclose(first, sample(ema, 1.0, seed=1))
 
 
-def test_decoder_trains_samples_and_round_trips_save_pretrained(tmp_path):
-    ema, losses, _ = _train(_tiny_decoder(), _decoder_draw, "epsilon")
+@pytest.mark.parametrize(("prediction_type", "fold_channels"), [("epsilon", 0), ("v_prediction", 4)])
+def test_decoder_trains_samples_and_round_trips_save_pretrained(tmp_path, prediction_type, fold_channels):
+    ema, losses, _ = _train(_tiny_decoder(prediction_type, fold_channels), _decoder_draw, prediction_type,
+                            lr_schedule="cosine", warmup_steps=1)
     assert all(np.isfinite(losses))
+    assert (ema.fold is not None) == bool(fold_channels)
+    assert ema.unet.config.in_channels == max(1, fold_channels) * 4
     cond = torch.randn(3, EMBED)
-    scheduler = sampling_scheduler(training_scheduler(50, "epsilon"), "dpm")
+    scheduler = sampling_scheduler(training_scheduler(50, prediction_type), "dpm")
     images = guided_sample(ema, scheduler, cond, (1, 16, 16), 2.0, 3, torch.Generator().manual_seed(0),
                            torch.device("cpu"))
     assert images.shape == (3, 1, 16, 16)
@@ -202,6 +207,10 @@ def test_generator_data_batches_and_crops():
     ({"image_px": 60}, "divisible"),
     ({"prior_cond_drop": 1.0}, "prior_cond_drop"),
     ({"images_per_film": 1}, "images_per_film"),
+    ({"decoder_prediction": "sample"}, "decoder_prediction"),
+    ({"decoder_lr_schedule": "linear"}, "decoder_lr_schedule"),
+    ({"decoder_warmup_fraction": 1.0}, "decoder_warmup_fraction"),
+    ({"fold_channels": -1}, "fold_channels"),
 ])
 def test_config_rejects_bad_values(values, message):
     with pytest.raises(ValueError, match=message):

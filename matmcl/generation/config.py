@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SCHEDULERS = ("dpm", "ddim")
+PREDICTIONS = ("epsilon", "v_prediction")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class GenerationConfig:
     layers_per_block: int = 1
     attention_head_dim: int = 16
     unshuffle: int = 2
+    fold_channels: int = 0
     decoder_timesteps: int = 1000
     decoder_cond_drop: float = 0.1
     decoder_steps: int = 1500
@@ -43,6 +46,9 @@ class GenerationConfig:
     decoder_lr: float = 1.0e-3
     decoder_weight_decay: float = 1.0e-2
     decoder_ema_decay: float = 0.995
+    decoder_prediction: str = "v_prediction"
+    decoder_lr_schedule: str = "cosine"
+    decoder_warmup_fraction: float = 0.067
     scheduler: str = "ddim"
     sample_steps: int = 15
     guidance: float = 2.0
@@ -56,6 +62,15 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"generation.scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        if self.decoder_prediction not in PREDICTIONS:
+            raise ValueError(f"generation.decoder_prediction must be one of {PREDICTIONS}, "
+                             f"got {self.decoder_prediction!r}")
+        if self.decoder_lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"generation.decoder_lr_schedule must be one of {LR_SCHEDULES}, "
+                             f"got {self.decoder_lr_schedule!r}")
+        if not 0.0 <= self.decoder_warmup_fraction < 1.0:
+            raise ValueError(f"generation.decoder_warmup_fraction must be in [0, 1), "
+                             f"got {self.decoder_warmup_fraction}")
         for name in ("prior_cond_drop", "decoder_cond_drop"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"generation.{name} must be in [0, 1), got {getattr(self, name)}")
@@ -63,5 +78,7 @@ class GenerationConfig:
         if self.unshuffle < 1 or self.image_px % factor:
             raise ValueError(f"generation.image_px {self.image_px} must be divisible by unshuffle × "
                              f"2^{len(self.block_out_channels) - 1} = {factor} (the UNet's downsamplings)")
+        if self.fold_channels < 0:
+            raise ValueError("generation.fold_channels must be >= 0")
         if self.images_per_film < 2:
             raise ValueError("generation.images_per_film must be >= 2 (FID needs a covariance)")

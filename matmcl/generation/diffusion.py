@@ -3,7 +3,11 @@ classifier-free guidance) and the guided sampling loop.
 
 A denoiser is any module called as `model(sample, timestep, cond, drop)` where `drop` (bool, per item) replaces the
 condition by the model's learned null condition. Training targets follow the training scheduler's
-`prediction_type`: "sample" (the prior predicts the clean embedding) or "epsilon" (the decoder predicts the noise).
+`prediction_type`: "sample" (the prior predicts the clean embedding), "epsilon" (the noise) or
+"v_prediction" (v = √ᾱ ε − √(1−ᾱ) x0, Salimans & Ho 2022: well-scaled at every noise level, which helps few-step
+sampling).
+The learning rate follows a diffusers schedule (`get_scheduler`: e.g. "cosine" after a linear warm-up, which decays
+to 0 and so lets a short training settle, or "constant").
 Guidance follows diffusers: out = uncond + w · (cond − uncond), so w = 1 is the plain conditional model (one pass,
 the paper's setting), w = 0 the unconditional one and w > 1 strengthens the condition (two passes in one batch).
 """
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers.optimization import get_scheduler
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
@@ -48,7 +53,8 @@ def sampling_scheduler(train: DDPMScheduler, kind: str, clip: float | None = Non
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimisation of one denoiser: AdamW steps, batch size, grad clipping, EMA decay, condition dropout, seed."""
+    """Optimisation of one denoiser: AdamW steps, batch size, grad clipping, EMA decay, condition dropout, seed,
+    learning-rate schedule (diffusers `get_scheduler` name) and its linear warm-up steps."""
 
     steps: int
     batch_size: int
@@ -58,6 +64,8 @@ class TrainSettings:
     ema_decay: float
     cond_drop: float
     seed: int
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
 
 
 def train_denoiser(model: nn.Module, draw: BatchDraw, scheduler: DDPMScheduler, settings: TrainSettings,
@@ -70,6 +78,8 @@ def train_denoiser(model: nn.Module, draw: BatchDraw, scheduler: DDPMScheduler, 
     model.to(device).train()
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    lr_schedule = get_scheduler(settings.lr_schedule, optimizer, num_warmup_steps=settings.warmup_steps,
+                                num_training_steps=settings.steps)
     n_steps = scheduler.config.num_train_timesteps
     losses = []
     start = time.perf_counter()
@@ -79,19 +89,30 @@ def train_denoiser(model: nn.Module, draw: BatchDraw, scheduler: DDPMScheduler, 
         t = torch.randint(0, n_steps, (len(clean),), generator=generator)
         drop = torch.rand(len(clean), generator=generator) < settings.cond_drop
         noisy = scheduler.add_noise(clean, noise, t)
-        target = clean if scheduler.config.prediction_type == "sample" else noise
+        target = _target(scheduler, clean, noise, t)
         out = model(noisy.to(device), t.to(device), cond.to(device), drop.to(device))
         loss = F.mse_loss(out, target.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
+        lr_schedule.step()
         ema.update_parameters(model)
         losses.append(loss.item())
     seconds_per_step = (time.perf_counter() - start) / max(1, settings.steps)
     averaged = copy.deepcopy(ema.module).cpu().eval()
     model.cpu().eval()
     return averaged, losses, seconds_per_step
+
+
+def _target(scheduler: DDPMScheduler, clean: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the denoiser learns to predict under the scheduler's `prediction_type`."""
+    kind = scheduler.config.prediction_type
+    if kind == "sample":
+        return clean
+    if kind == "epsilon":
+        return noise
+    return scheduler.get_velocity(clean, noise, t)
 
 
 @torch.no_grad()

@@ -117,7 +117,8 @@ class StructureGenerator:
         cfg = self.config
         guidance = cfg.guidance if guidance is None else guidance
         steps = cfg.sample_steps if steps is None else steps
-        scheduler = sampling_scheduler(training_scheduler(self.decoder.config.timesteps, "epsilon"), cfg.scheduler,
+        decoder = self.decoder.config
+        scheduler = sampling_scheduler(training_scheduler(decoder.timesteps, decoder.prediction_type), cfg.scheduler,
                                        clip=IMAGE_RANGE)
         generator = torch.Generator().manual_seed(seed)
         shape = (1, self.image_px, self.image_px)

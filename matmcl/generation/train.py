@@ -39,7 +39,8 @@ def prior_config(config: GenerationConfig, embed_dim: int) -> PriorConfig:
 
 def decoder_config(config: GenerationConfig, embed_dim: int) -> DecoderConfig:
     return DecoderConfig(config.image_px, config.block_out_channels, config.layers_per_block,
-                         config.attention_head_dim, embed_dim, config.decoder_timesteps, config.unshuffle)
+                         config.attention_head_dim, embed_dim, config.decoder_timesteps, config.unshuffle,
+                         config.decoder_prediction, config.fold_channels)
 
 
 def fit_generator(data: GeneratorData, config: GenerationConfig, sgpt: SGPTModel, sgpt_image_size: int,
@@ -61,10 +62,11 @@ def fit_generator(data: GeneratorData, config: GenerationConfig, sgpt: SGPTModel
     start = time.perf_counter()
     decoder_ema, decoder_losses, decoder_step_s = train_denoiser(
         decoder, lambda g, b: data.decoder_batch(g, b, config.image_px),
-        training_scheduler(config.decoder_timesteps, "epsilon"),
+        training_scheduler(config.decoder_timesteps, config.decoder_prediction),
         TrainSettings(config.decoder_steps, config.decoder_batch_size, config.decoder_lr,
                       config.decoder_weight_decay, config.grad_clip, config.decoder_ema_decay,
-                      config.decoder_cond_drop, config.seed + 1),
+                      config.decoder_cond_drop, config.seed + 1, config.decoder_lr_schedule,
+                      round(config.decoder_warmup_fraction * config.decoder_steps)),
         device, progress, "decoder")
     decoder_seconds = time.perf_counter() - start
     generator = StructureGenerator(sgpt, sgpt_image_size, scaler, prior_ema, decoder_ema, config, device)
