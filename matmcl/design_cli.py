@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from matmcl.predict_cli import parse_pairs
+
 DIRECTION_ALIASES = {"l": "longitudinal", "t": "transverse", "longitudinal": "longitudinal",
                      "transverse": "transverse"}
 UM_TO_NM = 1000.0
@@ -25,19 +27,6 @@ def add_design_arguments(parser: argparse.ArgumentParser) -> None:
                              "their stems)")
     parser.add_argument("--models", help="models folder (default: workspace models_dir)")
     parser.add_argument("--out", help="write the optimisation trajectory plot (PNG) here")
-
-
-def parse_pairs(text: str | None, flag: str) -> dict[str, str]:
-    """"a=1,b=2" → {"a": "1", "b": "2"}; ValueError naming `flag` for a malformed or repeated entry."""
-    pairs: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in (text or "").split(","))):
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise ValueError(f"{flag}: expected NAME=VALUE, got {item!r}")
-        if name.strip() in pairs:
-            raise ValueError(f"{flag}: {name.strip()!r} given twice")
-        pairs[name.strip()] = value.strip()
-    return pairs
 
 
 def _number(value: str, name: str, flag: str) -> float:

@@ -39,17 +39,25 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write the predictions to this CSV (default: print to stdout)")
 
 
+def parse_pairs(text: str | None, flag: str) -> dict[str, str]:
+    """"a=1,b=2" → {"a": "1", "b": "2"}; ValueError naming `flag` for a malformed or repeated entry."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"{flag}: expected NAME=VALUE, got {item!r}")
+        if name.strip() in pairs:
+            raise ValueError(f"{flag}: {name.strip()!r} given twice")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
 def parse_conditions(text: str) -> pd.DataFrame:
     """'name=value,...' with each of the six conditions exactly once → a one-row DataFrame of floats."""
     values: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, value = (part.strip() for part in item.partition("="))
-        if not sep:
-            raise ValueError(f"--conditions: {item!r} is not NAME=VALUE")
+    for name, value in parse_pairs(text, "--conditions").items():
         if name not in CONDITION_COLUMNS:
             raise ValueError(f"--conditions: unknown condition {name!r}; the six are {', '.join(CONDITION_COLUMNS)}")
-        if name in values:
-            raise ValueError(f"--conditions: {name} given twice")
         try:
             values[name] = float(value)
         except ValueError:
