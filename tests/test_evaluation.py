@@ -24,7 +24,7 @@ from matmcl.evaluation.plots import (
     plot_similarity_matrix,
     plot_tsne,
 )
-from matmcl.evaluation.regression import aggregate_seeds, regression_metrics
+from matmcl.evaluation.regression import regression_metrics
 
 N_SAMPLES = 120
 DIM = 8
@@ -69,20 +69,6 @@ def test_regression_metrics_reject_mismatched_shapes():
         regression_metrics(np.zeros((3, 2)), np.zeros((3, 1)), ["a", "b"])
     with pytest.raises(ValueError, match="property names"):
         regression_metrics(np.zeros((3, 2)), np.zeros((3, 2)), ["a"])
-
-
-def test_aggregate_seeds_mean_and_sample_sd():
-    per_seed = [{"p": {"r2": r2, "rmse": rmse}} for r2, rmse in [(0.8, 1.0), (0.9, 2.0), (1.0, 3.0)]]
-    summary = aggregate_seeds(per_seed)["p"]
-    assert summary["r2_mean"] == pytest.approx(0.9)
-    assert summary["r2_sd"] == pytest.approx(0.1)  # sample sd (ddof=1)
-    assert summary["rmse_mean"] == pytest.approx(2.0)
-    assert summary["rmse_sd"] == pytest.approx(1.0)
-
-
-def test_aggregate_single_seed_has_zero_sd():
-    summary = aggregate_seeds([{"p": {"r2": 0.7, "rmse": 1.5}}])
-    assert summary == {"p": {"r2_mean": 0.7, "r2_sd": 0.0, "rmse_mean": 1.5, "rmse_sd": 0.0}}
 
 
 # --- similarity ------------------------------------------------------------------------------------------------
@@ -210,8 +196,8 @@ def test_every_plot_writes_png(tmp_path, feature_data, rng):
         ),
         plot_metric_bars(
             {
-                "MatMCL": aggregate_seeds([regression_metrics(y_true, y_true * 0.9, props)] * 2),
-                "baseline": aggregate_seeds([regression_metrics(y_true, y_true * 0.5, props)]),
+                "MatMCL": {p: {"r2_mean": 0.9, "r2_sd": 0.05} for p in props},
+                "baseline": {p: {"r2_mean": 0.5, "r2_sd": 0.0} for p in props},
             },
             tmp_path / "bars.png",
         ),

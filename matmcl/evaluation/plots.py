@@ -188,7 +188,7 @@ def plot_metric_bars(
 ) -> Path:
     """Grouped bars of mean ± sd of `metric`: one group per property, one bar per variant.
 
-    `summaries` maps a variant name to its `aggregate_seeds` result (`{prop: {"r2_mean", "r2_sd", ...}}`).
+    `summaries` maps a variant name to `{prop: {"<metric>_mean", "<metric>_sd", ...}}` (e.g. over folds).
     """
     variants = list(summaries)
     properties = list(next(iter(summaries.values())))

@@ -1,8 +1,8 @@
-"""Property-prediction metrics: per-property R² and RMSE, and their mean ± sd over seeds."""
+"""Property-prediction metrics: per-property R² and RMSE."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import mean_squared_error, r2_score
@@ -38,22 +38,3 @@ def regression_metrics(
         t, p = y_true[measured, j], y_pred[measured, j]
         metrics[name] = {"r2": float(r2_score(t, p)), "rmse": float(np.sqrt(mean_squared_error(t, p)))}
     return metrics
-
-
-def aggregate_seeds(
-    per_seed: Sequence[Mapping[str, Mapping[str, float]]],
-) -> dict[str, dict[str, float]]:
-    """Mean and sample sd (ddof=1) over seeds of every metric: `{prop: {"r2_mean", "r2_sd", "rmse_mean", ...}}`.
-
-    `per_seed` holds one `regression_metrics` result per seed; with a single seed every sd is 0.
-    """
-    if not per_seed:
-        raise ValueError("aggregate_seeds needs at least one seed's metrics")
-    summary: dict[str, dict[str, float]] = {}
-    for prop, first in per_seed[0].items():
-        summary[prop] = {}
-        for metric in first:
-            values = np.array([seed_metrics[prop][metric] for seed_metrics in per_seed], dtype=float)
-            summary[prop][f"{metric}_mean"] = float(values.mean())
-            summary[prop][f"{metric}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return summary

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from matmcl.atomic import write_json
 from matmcl.evaluation.alignment import (
@@ -30,13 +29,13 @@ from matmcl.evaluation.alignment import (
     tsne_embedding,
 )
 from matmcl.evaluation.plots import plot_forest, plot_metric_bars, plot_parity, plot_similarity_matrix, plot_tsne
-from matmcl.evaluation.regression import MIN_SAMPLES_R2, aggregate_seeds, regression_metrics
+from matmcl.evaluation.regression import MIN_SAMPLES_R2
 from matmcl.models.sgpt import FUSED, IMAGE, TABLE
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, FILM_ID, LONGITUDINAL, PROPERTY_COLUMNS
 from matmcl.training.config import EvaluationConfig, PretrainConfig, PropertyConfig
 from matmcl.training.cv import cross_validate
 from matmcl.training.pretrain import check_sgpt
-from matmcl.training.properties import PropertyData, fit_predict
+from matmcl.training.properties import PropertyData
 
 PROPERTY_REPORT = "property.json"
 ALIGNMENT_REPORT = "alignment.json"
@@ -52,34 +51,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-# --- property variants -----------------------------------------------------------------------------------------
-
-
-def evaluate_variants(data: PropertyData, config: PropertyConfig, progress: bool = True) -> dict[str, Any]:
-    """Fit every variant for every seed and score the test rows.
-
-    Returns `variants` (aggregate_seeds per variant), `per_seed` metrics, `best_epochs`, `seconds` per variant
-    and `predictions` (the first seed's test predictions per variant, for parity plots).
-    """
-    report: dict[str, Any] = {key: {} for key in ("variants", "per_seed", "best_epochs", "seconds", "predictions")}
-    bar = tqdm(total=len(config.variants) * len(config.seeds), desc="property variants", disable=not progress)
-    for variant in config.variants:
-        began, per_seed, epochs = time.perf_counter(), [], []
-        for seed in config.seeds:
-            bar.set_postfix(variant=variant, seed=seed)
-            result = fit_predict(variant, data, config, seed)
-            per_seed.append(regression_metrics(data.y["test"], result.prediction, PROPERTY_COLUMNS))
-            epochs.append(result.best_epoch)
-            report["predictions"].setdefault(variant, result.prediction)
-            bar.update()
-        report["variants"][variant] = aggregate_seeds(per_seed)
-        report["per_seed"][variant] = per_seed
-        report["best_epochs"][variant] = epochs
-        report["seconds"][variant] = time.perf_counter() - began
-    bar.close()
-    return report
 
 
 # --- alignment --------------------------------------------------------------------------------------------------
