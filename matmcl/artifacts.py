@@ -29,6 +29,8 @@ TABLE_FILE = "table.parquet"
 SPLITS_FILE = "splits.parquet"
 SCALER_FILE = "scaler.json"
 COMPOSITE_TABLE_FILE = "composite_table.parquet"
+NETWORK_DESCRIPTORS_FILE = "network_descriptors.parquet"  # fiber-network mechanics per SEM frame (continuum scale)
+MOLECULAR_DESCRIPTORS_FILE = "molecular_descriptors.parquet"  # bead-spring MD descriptors per film's polymer
 
 # Model folders (under the models folder).
 SGPT_DIR = "sgpt"
@@ -38,6 +40,7 @@ CV_EMBEDDINGS = "cv_embeddings.npz"  # per CV fold: its SGPT's embeddings of tra
 GALLERY_DIR = "gallery"  # retrieval gallery index of the served SGPT (docs/retrieval.md)
 DESIGN_DIR = "design"  # inverse-design proxy ensemble (docs/design.md)
 GENERATOR_DIR = "generator"  # diffusion prior and decoder (docs/generation.md)
+MULTISCALE_DIR = "multiscale"  # multiscale fusion property model (docs/multiscale.md)
 
 # Reports (under the reports folder). Each stage also writes reports/<stage>.json.
 TIMING_REPORT = "timing.json"
@@ -59,6 +62,12 @@ DESIGN_REPORT = "design.json"
 DESIGN_PLOTS_DIR = "design"
 GENERATION_REPORT = "generation.json"
 GENERATION_PLOTS_DIR = "generation"
+MULTISCALE_REPORT = "multiscale.json"
+MULTISCALE_PLOTS_DIR = "multiscale"
+POLYMER_STUDY_REPORT = "multiscale_polymers.json"  # the multiscale model on a multi-polymer virtual lab
+POLYMER_STUDY_PLOTS_DIR = "multiscale_polymers"
+ACTIVE_LEARNING_REPORT = "active_learning.json"
+ACTIVE_LEARNING_PLOTS_DIR = "active_learning"
 
 
 def stage_report(stage: str) -> str:

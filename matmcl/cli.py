@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from matmcl.stages.table import DATA
 
     skip = ["synth"] if args.skip_synth else []
-    _print(run_pipeline(_context(args), [DATA] if args.data_only else None, skip))
+    _print(run_pipeline(_context(args), [DATA] if args.data_only else None, skip, args.benchmarks))
     return 0
 
 
@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", "main job: run every stage in order", cmd_run, cmd_run.__doc__)
     p.add_argument("--skip-synth", action="store_true", help="use the existing raw folder instead of generating one")
     p.add_argument("--data-only", action="store_true", help="stop after the data stages (no training)")
+    p.add_argument("--benchmarks", action="store_true",
+                   help="also run the benchmark stages (polymer study, active learning: minutes more)")
 
     from matmcl.predict_cli import add_predict_arguments, cmd_predict
 
@@ -163,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_retrieve_arguments(add("retrieve", "cross-modal retrieval: gallery films for conditions or an SEM frame",
                                cmd_retrieve, cmd_retrieve.__doc__))
+
+    from matmcl.suggest_cli import add_suggest_arguments, cmd_suggest
+
+    add_suggest_arguments(add("suggest", "the next conditions to spin, chosen by the active-learning surrogate's "
+                                         "uncertainty", cmd_suggest, cmd_suggest.__doc__))
 
     from matmcl.tune_cli import add_tune_arguments, cmd_tune
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from matmcl.artifacts import TIMING_REPORT
 from matmcl.atomic import write_json
 from matmcl.hashing import hash_files
 from matmcl.stages.context import StageContext, StageResult
-from matmcl.stages.table import METRIC, PLOT, Stage, active_stages
+from matmcl.stages.table import METRIC, PLOT, Stage, active_stages, main_job_stages
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,14 @@ class StageParams(dict):
         return StageParams, (dict(self), self.stage, self.declared)
 
 
-def run_stage(ctx: StageContext, stage: Stage) -> StageResult:
-    """Run one stage under the workspace lock, with only the params sections its row declares readable."""
+def run_stage(ctx: StageContext, stage: Stage, function: Callable[[StageContext], StageResult] | None = None
+              ) -> StageResult:
+    """Run one stage under the workspace lock, with only the params sections its row declares readable.
+    `function` is the row's stage function when the caller imported it already (see matmcl.stages.polymer_study)."""
+    if function is not None and f"{function.__module__}:{function.__name__}" != stage.function:
+        raise ValueError(f"{function.__module__}:{function.__name__} is not stage {stage.name}'s {stage.function}")
     with ctx.locked():
-        return stage.load()(replace(ctx, params=StageParams(ctx.params, stage.name, stage.params)))
+        return (function or stage.load())(replace(ctx, params=StageParams(ctx.params, stage.name, stage.params)))
 
 
 def output_version(ctx: StageContext, stage: Stage) -> str:
@@ -65,12 +69,14 @@ def output_version(ctx: StageContext, stage: Stage) -> str:
     return hash_files((f.relative_to(root).as_posix(), f) for f in files)
 
 
-def run_pipeline(ctx: StageContext, groups: Sequence[str] | None = None, skip: Sequence[str] = ()
-                 ) -> dict[str, float]:
-    """The main job: every stage that applies to the workspace (in `groups`, all by default; not in `skip`), in
-    table order, as one pipeline run (one MLflow parent run). Returns and writes the per-stage wall times."""
+def run_pipeline(ctx: StageContext, groups: Sequence[str] | None = None, skip: Sequence[str] = (),
+                 benchmarks: bool = False) -> dict[str, float]:
+    """The main job: every stage that applies to the workspace (in `groups`, all by default; not in `skip`; the
+    benchmark stages only with `benchmarks`), in table order, as one pipeline run (one MLflow parent run). Returns
+    and writes the per-stage wall times."""
     ctx = replace(ctx, run_id=ctx.run_id or uuid.uuid4().hex)
-    stages = [s for s in active_stages(ctx.workspace) if (groups is None or s.group in groups) and s.name not in skip]
+    rows = active_stages(ctx.workspace) if benchmarks else main_job_stages(ctx.workspace)
+    stages = [s for s in rows if (groups is None or s.group in groups) and s.name not in skip]
     if not ctx.workspace.uses_virtual_lab:
         log.info("reading the lab's raw folder %s: the virtual lab is not run", ctx.workspace.raw)
     timing: dict[str, float] = {}

@@ -110,3 +110,26 @@ def test_committed_resolved_params_are_params_yaml_with_its_profile(tmp_path, mo
         resolve_params(PROJECT / "params.yaml", tmp_path / "other.yaml")
     with pytest.raises(ValueError, match="holds the resolved 'default' profile, not 'smoke'"):
         load_params(tmp_path / "resolved.yaml")
+
+
+def test_benchmark_stages_stay_out_of_the_main_job_but_have_their_own(workspace):
+    from pipelines.jobs import build_jobs
+
+    from matmcl.stages.table import main_job_stages
+
+    benchmarks = {row.name for row in STAGES if row.benchmark}
+    assert {"polymer_study", "active_learning"} <= benchmarks
+    assert not benchmarks & {row.name for row in main_job_stages(workspace)}
+    assert benchmarks <= set(yaml.safe_load(dvc_yaml(workspace))["stages"])
+    jobs, _ = build_jobs([row.asset for row in STAGES])
+    assert {job.name for job in jobs} >= {"main_job", "benchmarks"}
+
+
+def test_run_stage_refuses_a_function_that_is_not_the_rows(tmp_path):
+    from matmcl.pipeline_run import run_stage
+    from matmcl.stages.context import StageContext
+    from matmcl.stages.tables import tables
+
+    ctx = StageContext.load(tmp_path, PROJECT / "params.yaml", "smoke", progress=False)
+    with pytest.raises(ValueError, match="is not stage synth"):
+        run_stage(ctx, stage("synth"), tables)

@@ -66,6 +66,7 @@ class Stage:
     outputs: tuple[Artifact, ...]
     params: tuple[str, ...] = ()
     virtual_lab_only: bool = False  # runs only when the pipeline reads the virtual lab's folder
+    benchmark: bool = False  # a study outside the main job (`matmcl run --benchmarks`, Dagster `benchmarks` job)
     cli_options: tuple[CliOption, ...] = field(default=())
 
     @property
@@ -210,6 +211,31 @@ STAGES: tuple[Stage, ...] = (
           (SGPT, Artifact("models", a.GENERATOR_DIR), *MODEL_DATA,
            processed(a.FEATURES_FILE), report(a.DESIGN_REPORT)),
           (metrics("fid"), report(a.GENERATION_REPORT), report(a.GENERATION_PLOTS_DIR, PLOT)), ("generation",)),
+    Stage("descriptors", "matmcl.stages.multiscale:descriptors",
+          "multiscale descriptors: fiber-network mechanics per SEM frame (sparse FE), molecular descriptors of each "
+          "film's polymer (bead-spring MD)", "multiscale_descriptors", DATA, frozenset({"python", "parquet"}), (raw(),),
+          (processed(a.NETWORK_DESCRIPTORS_FILE), processed(a.MOLECULAR_DESCRIPTORS_FILE), metrics("descriptors")),
+          ("multiscale",)),
+    Stage("multiscale", "matmcl.stages.multiscale:multiscale",
+          "multiscale property model: descriptor groups per scale, gated (GFM) and attention (MAFM) fusion, one-scale "
+          "ablations, film-level CV", "multiscale_model", MODELS, frozenset({"pytorch", "json", "png"}),
+          (processed(a.TABLE_FILE), processed(a.FEATURES_FILE), processed(a.NETWORK_DESCRIPTORS_FILE),
+           processed(a.MOLECULAR_DESCRIPTORS_FILE)),
+          (Artifact("models", a.MULTISCALE_DIR), metrics("multiscale_stage"), report(a.MULTISCALE_REPORT),
+           report(a.MULTISCALE_PLOTS_DIR, PLOT)), ("multiscale", "evaluation", "tracking")),
+    Stage("polymer_study", "matmcl.stages.polymer_study:polymer_study",
+          "the multiscale model on a multi-polymer virtual lab (benchmark, not in the main job)",
+          "multiscale_polymer_study", MODELS, frozenset({"python", "json", "png"}), (),
+          (report(a.POLYMER_STUDY_REPORT), report(a.POLYMER_STUDY_PLOTS_DIR, PLOT)),
+          ("synth", "data", "bounds", "preprocess", "features", "tables", "multiscale", "polymer_study", "evaluation",
+           "tracking"),
+          virtual_lab_only=True, benchmark=True),
+    Stage("active_learning", "matmcl.stages.active_learning:active_learning",
+          "closed-loop active learning with the virtual lab against random and Latin-hypercube choice (benchmark, not "
+          "in the main job)", "active_learning_benchmark", MODELS, frozenset({"python", "json", "png"}), (),
+          (metrics("active_learning_stage"), report(a.ACTIVE_LEARNING_REPORT),
+           report(a.ACTIVE_LEARNING_PLOTS_DIR, PLOT)), ("active_learning", "synth"),
+          virtual_lab_only=True, benchmark=True),
 )
 
 
@@ -236,3 +262,8 @@ def upstream(row: Stage, workspace: Workspace, stages: tuple[Stage, ...] = STAGE
 def active_stages(workspace: Workspace) -> tuple[Stage, ...]:
     """The stages that apply to this workspace: without the virtual-lab-only ones when it reads a lab's own data."""
     return tuple(row for row in STAGES if workspace.uses_virtual_lab or not row.virtual_lab_only)
+
+
+def main_job_stages(workspace: Workspace) -> tuple[Stage, ...]:
+    """The stages of the main job (`matmcl run`): the active stages without the benchmarks."""
+    return tuple(row for row in active_stages(workspace) if not row.benchmark)
