@@ -45,6 +45,7 @@ class SynthConfig:
     strain_step_pct: float = 0.1
     seed: int = 0
     workers: int = 2
+    polymers: tuple[str, ...] = ()  # matmcl.lab.polymers names, one per film in equal shares; (): the reference only
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
     with atomic_dir(out_dir) as root:
-        conditions = sample_conditions(cfg.n_films, cfg.seed)
+        conditions = sample_conditions(cfg.n_films, cfg.seed, cfg.polymers)
         conditions.to_csv(root / CONDITIONS_CSV, index=False)
         films = draw_film_structure(conditions, np.random.default_rng([cfg.seed, STREAM_FILMS]))
         films.insert(0, FILM_ID, conditions[FILM_ID])

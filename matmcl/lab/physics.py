@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, i0e, i1e, ive, logit
 
+from matmcl.lab.polymers import POLYMER_COLUMN, POLYMERS, REFERENCE_POLYMER, resolve_polymers
 from matmcl.schema import CONDITION_COLUMNS
 
 # Reference condition around which the scaling laws are written.
@@ -104,6 +105,7 @@ class LabPhysics:
 
 
 PHYSICS = LabPhysics()
+COHESION_SCALE = "cohesion_scale"  # latent film column of multi-polymer labs: the polymer's ε/σ³ relative to PA6
 # Inverting ⟨cos 2θ⟩ = I1(k)/I0(k): orders up to MAX_ORDER, concentrations up to MAX_KAPPA, bisection to float precision.
 MAX_ORDER, MAX_KAPPA, BISECTION_STEPS = 0.995, 400.0, 60
 
@@ -168,6 +170,8 @@ def draw_film_structure(conditions: pd.DataFrame, rng: np.random.Generator, phys
     )
     s2, s4 = orientation_moments(film["base_order"].to_numpy(), film["waviness"].to_numpy())
     film["orientation_order"], film["orientation_s4"] = s2, s4
+    if POLYMER_COLUMN in conditions:
+        film[COHESION_SCALE] = cohesion_scale(conditions[POLYMER_COLUMN])
     film["porosity"] = np.clip(
         phys.porosity_base
         + phys.porosity_bonding * bonding
@@ -177,6 +181,27 @@ def draw_film_structure(conditions: pd.DataFrame, rng: np.random.Generator, phys
         *phys.porosity_range,
     )
     return film
+
+
+def cohesion_scale(polymers: pd.Series) -> np.ndarray:
+    """Each film's polymer's LJ energy density ε/σ³ relative to the reference polymer (PA6: exactly 1).
+
+    The fiber modulus and strength scale with it: every elastic constant and the ideal strength of a Lennard-Jones
+    solid are numbers times ε/σ³, and ε/σ³ ∝ the cohesive energy density the beads were fitted to (glassy polymers'
+    moduli track it: Seitz, J. Appl. Polym. Sci. 49, 1331 (1993)). A parameter law rather than the MD's own ratios:
+    those scatter by ~10 % between seeds (a 150-bead glass) and, the MD being chaotic, between machines; they agree
+    with this law within that scatter (docs/multiscale_molecular.md).
+    """
+    names = polymers.to_numpy(str)
+    reference = POLYMERS[REFERENCE_POLYMER]
+    reference_density = reference.epsilon_ev / reference.sigma_angstrom**3
+    ratio = {p.name: p.epsilon_ev / p.sigma_angstrom**3 / reference_density for p in resolve_polymers(np.unique(names))}
+    return np.array([ratio[name] for name in names], float)
+
+
+def _cohesion(film: pd.DataFrame) -> np.ndarray | float:
+    """A film's cohesion scale; 1 (the reference polymer) when the film has no polymer."""
+    return film[COHESION_SCALE].to_numpy() if COHESION_SCALE in film else 1.0
 
 
 def kappa_for_order(order: np.ndarray) -> np.ndarray:
@@ -219,8 +244,9 @@ def mat_mechanics(film: pd.DataFrame, direction_deg: float, phys: LabPhysics = P
 
     eta_modulus = 3 / 8 + 0.5 * s2 * c2 + 1 / 8 * s4 * c4 + phys.modulus_junction
     eta_strength = 0.5 + 0.5 * s2 * c2 + phys.strength_junction
-    fiber_modulus = phys.fiber_modulus_mpa * (1 + phys.fiber_modulus_size_nm / d)
-    fiber_strength = phys.fiber_strength_mpa * (1 + np.sqrt(phys.fiber_strength_size_nm / d))
+    cohesion = _cohesion(film)  # the film's polymer (multi-polymer labs)
+    fiber_modulus = phys.fiber_modulus_mpa * cohesion * (1 + phys.fiber_modulus_size_nm / d)
+    fiber_strength = phys.fiber_strength_mpa * cohesion * (1 + np.sqrt(phys.fiber_strength_size_nm / d))
     modulus = (
         fiber_modulus * (1 - porosity) * (phys.modulus_bond_base + phys.modulus_bond_gain * bonding) * eta_modulus
         * (1 - phys.bead_modulus_loss * beads) * (1 - phys.waviness_modulus_loss * wav * along)
