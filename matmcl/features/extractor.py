@@ -28,7 +28,7 @@ ALIGNED_ORDER = 0.3  # films whose true order is below this have no meaningful m
 FRAME_COLUMNS: tuple[str, ...] = (*FRAME_KEYS, *(k for k in MEASURE_KEYS if k != "quality"), "quality")
 
 
-def _info_bar(value: object) -> int | str:
+def info_bar_cell(value: object) -> int | str:
     """A frames-table info_bar_px cell: a row count, or "auto" when it is missing."""
     return "auto" if value is None or pd.isna(value) else int(value)
 
@@ -36,7 +36,7 @@ def _info_bar(value: object) -> int | str:
 def _measure_task(task: tuple[str, int, str, float, object]) -> dict:
     """Measure one frame (runs in a worker); the quality warnings are joined into one string."""
     film_id, frame, path, pixel_size_nm, info_bar = task
-    result = measure_frame(load_sem_image(path), pixel_size_nm, _info_bar(info_bar))
+    result = measure_frame(load_sem_image(path), pixel_size_nm, info_bar_cell(info_bar))
     return {FILM_ID: film_id, "frame": frame, **result, "quality": "; ".join(result["quality"])}
 
 
