@@ -80,11 +80,12 @@ def _measure(expected: pd.DataFrame, id_column: str, folder: Path, rng: np.rando
     return summarize_replicates(pd.DataFrame(rows), id_column)
 
 
-def fabricate(conditions: pd.DataFrame, n_fabrications: int, n_replicates: int, strain_step_pct: float, seed: int
-              ) -> pd.DataFrame:
-    """Virtual-lab measurements of nanofiber films and their composites at each condition row, `n_fabrications`
-    independent times: one row per input row × fabrication × direction with `material` (nanofiber / composite) and
-    the five properties measured from written curves."""
+def fabricate(conditions: pd.DataFrame, n_fabrications: int, n_replicates: int, strain_step_pct: float, seed: int,
+              composites: bool = True) -> pd.DataFrame:
+    """Virtual-lab measurements of nanofiber films and (with `composites`) their composites at each condition row,
+    `n_fabrications` independent times: one row per input row × fabrication × direction with `material` (nanofiber /
+    composite) and the five properties measured from written curves. The films' values do not depend on
+    `composites` (they are drawn first)."""
     conditions = conditions[list(CONDITION_COLUMNS)].reset_index(drop=True)
     parts = []
     with tempfile.TemporaryDirectory(prefix="matmcl_screen_") as tmp:
@@ -95,9 +96,12 @@ def fabricate(conditions: pd.DataFrame, n_fabrications: int, n_replicates: int, 
             rng = np.random.default_rng([seed, STREAM_SCREEN, k, 1])
             nano = _measure(expected_properties(films), FILM_ID, Path(tmp) / "films", rng, n_replicates,
                             strain_step_pct)
-            composites = composite_expected_properties(films, ids.str.replace("S", "C"), rng)
-            comp = _measure(composites, COMPOSITE_ID, Path(tmp) / "composites", rng, n_replicates, strain_step_pct)
-            for material, frame, key in (("nanofiber", nano, FILM_ID), ("composite", comp, COMPOSITE_ID)):
+            made = [("nanofiber", nano, FILM_ID)]
+            if composites:
+                expected = composite_expected_properties(films, ids.str.replace("S", "C"), rng)
+                made.append(("composite", _measure(expected, COMPOSITE_ID, Path(tmp) / "composites", rng,
+                                                   n_replicates, strain_step_pct), COMPOSITE_ID))
+            for material, frame, key in made:
                 frame = frame.assign(row=frame[key].str[1:4].astype(int), fabrication=k, material=material)
                 parts.append(frame[["row", "fabrication", "material", DIRECTION, *PROPERTY_COLUMNS]])
     return pd.concat(parts, ignore_index=True)

@@ -75,6 +75,6 @@ def measure_properties(conditions: pd.DataFrame, direction: str, n_fabrications:
                        strain_step_pct: float, seed: int) -> pd.DataFrame:
     """(n, 5) nanofiber-film properties in `direction` at each condition row: mean over `n_fabrications` films of
     the replicate means measured from written tensile curves."""
-    measured = fabricate(conditions, n_fabrications, n_replicates, strain_step_pct, seed)
+    measured = fabricate(conditions, n_fabrications, n_replicates, strain_step_pct, seed, composites=False)
     films = measured[(measured["material"] == "nanofiber") & (measured[DIRECTION] == DIRECTION_FLAGS[direction])]
     return films.groupby("row")[list(PROPERTY_COLUMNS)].mean().sort_index().reset_index(drop=True)
