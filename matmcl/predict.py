@@ -26,11 +26,11 @@ from matmcl.models.sgpt import TABLE, SGPTModel
 from matmcl.schema import CONDITION_COLUMNS, DIRECTION, DIRECTION_NAMES, PROPERTY_COLUMNS, TRANSVERSE
 from matmcl.sem.histmatch import load_reference, match_histogram
 from matmcl.sem.patching import tile_frame
+from matmcl.target_scaling import TargetScaler
 from matmcl.training.data import ConditionScaler, ProcessedData, RowPatches, read_patch
 from matmcl.training.properties import (
     FUSION_INPUTS,
     RowInputs,
-    TargetScaler,
     embed_conditions,
     embed_pairs,
     head_metadata,

@@ -9,7 +9,8 @@ import torch
 
 from matmcl.evaluation.protocol import r2_score_np
 from matmcl.multiscale.config import MultiscaleConfig
-from matmcl.multiscale.dataset import FeatureScaler, MultiscaleData, TargetScaler
+from matmcl.multiscale.dataset import FeatureScaler, MultiscaleData
+from matmcl.target_scaling import LogTargetScaler
 from matmcl.multiscale.fusion import FusionEnsemble, FusionSpec, MultiscaleNet, training_loss
 
 CONFIG = MultiscaleConfig(max_epochs=150, patience=20, lr=1e-2, dropout=0.0, batch_size=64, seeds=(0,))
@@ -116,6 +117,6 @@ def test_unit_wise_z_scores_are_fitted_on_training_rows_only():
     assert np.allclose(FeatureScaler.fit(shifted, train).mean["process"], scaler.mean["process"])  # test rows unseen
     assert z["molecular"].shape == (20, 1)
     assert scaler.transform(data, np.array([39]))["molecular"][0, 0] == 0  # missing → training mean
-    targets = TargetScaler.fit(data.y[train])
+    targets = LogTargetScaler.fit(data.y[train])
     assert np.allclose(targets.inverse(targets.transform(data.y[20:])), data.y[20:], rtol=1e-5)
     assert np.allclose(targets.transform(data.y[train]).mean(axis=0), 0, atol=1e-5)

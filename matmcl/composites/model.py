@@ -28,7 +28,7 @@ from matmcl.models.heads import PropertyHead, PropertyHeadConfig, PropertyRegres
 from matmcl.models.mlp import TableMLP, TableMLPConfig
 from matmcl.models.serialization import load_pretrained, save_pretrained
 from matmcl.models.sgpt import TABLE, Embedder, Projector, SGPTConfig, SGPTModel
-from matmcl.training.properties import TargetScaler
+from matmcl.target_scaling import TargetScaler
 
 TARGETS_FILE = "targets.json"
 

@@ -45,9 +45,9 @@ from matmcl.models.heads import PropertyHeadConfig, PropertyRegressor
 from matmcl.models.sgpt import SGPTModel
 from matmcl.parallel import map_forked
 from matmcl.schema import COMPOSITE_ID, CONDITION_COLUMNS, DIRECTION, FILM_ID, PROPERTY_COLUMNS, SPLIT
+from matmcl.target_scaling import TargetScaler
 from matmcl.training.data import ConditionScaler
 from matmcl.training.pretrain import warmup_linear_decay
-from matmcl.training.properties import TargetScaler
 
 log = logging.getLogger(__name__)
 

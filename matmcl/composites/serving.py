@@ -20,8 +20,8 @@ from matmcl.config import BoundsConfig
 from matmcl.lineage import DATA, check_lineage, fingerprint
 from matmcl.models.heads import PropertyRegressor
 from matmcl.schema import DIRECTION, DIRECTION_NAMES, PROPERTY_COLUMNS
+from matmcl.target_scaling import TargetScaler
 from matmcl.training.data import ConditionScaler
-from matmcl.training.properties import TargetScaler
 
 MATERIAL = "material"
 RERUN = "composite"

@@ -1,4 +1,4 @@
-"""Parameters of the multiscale stages (params.yaml section `multiscale`; docs/multiscale_fusion.md)."""
+"""Parameters of the multiscale stages (params.yaml section `multiscale`; docs/multiscale.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The multiscale model's inputs: one row per film × tensile direction, descriptors grouped by scale.
 
-Scale groups (`SCALES`; docs/multiscale_fusion.md):
+Scale groups (`SCALES`; docs/multiscale.md):
 - `process`: the six conditions, the direction flag and three dimensionless / log-ratio process numbers:
   ln(c / c_e) (concentration over the entanglement concentration, c_e = 15 wt %: diameter ∝ (c/c_e)^2.6–3.1 and
   beads below it; reference/electrospinning-physics.md), ln(Q / V) (flow over voltage: the jet's volume per
@@ -18,7 +18,7 @@ Scale groups (`SCALES`; docs/multiscale_fusion.md):
 
 `FeatureScaler` z-scores every descriptor on its own (unit-wise: each carries its own unit) with the training rows'
 mean and sd (sklearn StandardScaler, NaN-aware; a constant column gets scale 1, so it becomes 0) and fills missing
-values with 0 (the training mean). `TargetScaler` z-scores the log of the five properties (all positive).
+values with 0 (the training mean). `LogTargetScaler` (matmcl.target_scaling) z-scores the log of the five properties (all positive).
 """
 
 from __future__ import annotations
@@ -176,24 +176,3 @@ class FeatureScaler:
     def from_dict(cls, doc: Mapping[str, Mapping[str, Sequence[float]]]) -> FeatureScaler:
         return cls({s: np.asarray(v["mean"]) for s, v in doc.items()},
                    {s: np.asarray(v["scale"]) for s, v in doc.items()})
-
-
-@dataclass(frozen=True)
-class TargetScaler:
-    """z-scores of ln(property), fitted on training rows (NaN-aware)."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, y: np.ndarray) -> TargetScaler:
-        if np.any(y[np.isfinite(y)] <= 0):
-            raise ValueError("the multiscale model learns ln(property): every measured property must be positive")
-        fitted = StandardScaler().fit(np.log(y))
-        return cls(fitted.mean_, fitted.scale_)
-
-    def transform(self, y: np.ndarray) -> np.ndarray:
-        return ((np.log(y) - self.mean) / self.scale).astype(np.float32)
-
-    def inverse(self, z: np.ndarray) -> np.ndarray:
-        return np.exp(np.asarray(z, dtype=float) * self.scale + self.mean)

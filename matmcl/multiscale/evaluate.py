@@ -41,11 +41,12 @@ from matmcl.evaluation.stats import mean_ci, paired
 from matmcl.hashing import hash_files
 from matmcl.lineage import DATA, Lineage, check_lineage, data_version, params_hash, write_lineage
 from matmcl.multiscale.config import GBM, MultiscaleConfig
-from matmcl.multiscale.dataset import SCALES, FeatureScaler, MultiscaleData, TargetScaler
+from matmcl.multiscale.dataset import SCALES, FeatureScaler, MultiscaleData
 from matmcl.multiscale.fusion import FusionEnsemble, FusionSpec
 from matmcl.multiscale.plots import plot_ablation, plot_gates, plot_variants
 from matmcl.parallel import map_forked
 from matmcl.schema import PROPERTY_COLUMNS
+from matmcl.target_scaling import LogTargetScaler
 from matmcl.tracking import resolve_tracking, tracking_run
 from matmcl.training.config import EvaluationConfig
 
@@ -75,11 +76,11 @@ class Prepared:
     """z-scored inputs per scale and targets of a set of rows, with the scalers fitted on the training rows."""
 
     features: FeatureScaler
-    targets: TargetScaler
+    targets: LogTargetScaler
 
     @classmethod
     def fit(cls, data: MultiscaleData, train: np.ndarray) -> Prepared:
-        return cls(FeatureScaler.fit(data, train), TargetScaler.fit(data.y[train]))
+        return cls(FeatureScaler.fit(data, train), LogTargetScaler.fit(data.y[train]))
 
     def rows(self, data: MultiscaleData, index: np.ndarray, scales: Sequence[str] = SCALES
              ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -231,7 +232,7 @@ def save_served(folder: Path, model: FusionEnsemble, prepared: Prepared, data: M
     write_json({"variant": variant, "scales": data.columns, "properties": list(PROPERTY_COLUMNS),
                 "targets": "z-score of ln(property)"}, folder / CONFIG_FILE)
     write_json({"features": prepared.features.as_dict(),
-                "targets": {"mean": prepared.targets.mean.tolist(), "scale": prepared.targets.scale.tolist()}},
+                "targets": prepared.targets.to_dict()},
                folder / SCALERS_FILE)
     return write_lineage(folder, lineage)
 
@@ -242,7 +243,7 @@ def load_served(folder: str | Path, processed_dir: str | Path) -> tuple[FusionEn
     check_lineage(folder, expected_sources(processed_dir), "multiscale")
     scalers = json.loads((folder / SCALERS_FILE).read_text())
     prepared = Prepared(FeatureScaler.from_dict(scalers["features"]),
-                        TargetScaler(np.asarray(scalers["targets"]["mean"]), np.asarray(scalers["targets"]["scale"])))
+                        LogTargetScaler.from_dict(scalers["targets"]))
     state = torch.load(folder / MODEL_FILE, weights_only=False)
     return FusionEnsemble.from_state(state), prepared, json.loads((folder / CONFIG_FILE).read_text())
 

@@ -4,7 +4,7 @@ A periodic box of `n_chains` chains of `beads_per_chain` Lennard-Jones beads (on
 matmcl.lab.polymers) with harmonic bonds is melted (Langevin MD at k_B T = `melt_temperature_reduced` ε), annealed
 cold, minimised (L-BFGS on the positions, then on positions and a hydrostatic cell towards zero pressure) and
 strained stepwise along x, y and z in turn at fixed lateral size (uniaxial strain), relaxing the beads at each step.
-The descriptors (MOLECULAR_KEYS; docs/multiscale_molecular.md):
+The descriptors (MOLECULAR_KEYS; docs/multiscale.md):
 
 - `cohesive_energy_ev_per_bead`: inter-chain cohesive energy per bead of the minimised glass, (Σ_chains E(chain
   alone, same conformation) − E(glass)) / N: the energy per bead to pull the chains apart to infinity (positive);

@@ -41,6 +41,7 @@ from matmcl.models.heads import PropertyHead, PropertyHeadConfig, PropertyRegres
 from matmcl.models.serialization import load_pretrained, save_pretrained
 from matmcl.models.sgpt import FUSED, IMAGE, TABLE, SGPTModel
 from matmcl.schema import FILM_ID, PROPERTY_COLUMNS
+from matmcl.target_scaling import TargetScaler
 from matmcl.training.config import PropertyConfig, resolve_device
 from matmcl.training.data import PatchBank, ProcessedData, RowPatches, draw_one_per_row
 from matmcl.training.pretrain import check_sgpt, load_sgpt
@@ -50,34 +51,6 @@ TARGETS_FILE = "targets.json"
 FROZEN_MODALITY = {"matmcl_conditions": TABLE, "matmcl_fusion": FUSED}  # the heads `matmcl predict` serves
 IMAGE_PRE = "image_pre"  # the image encoder's output before the shared projector
 FUSION_INPUTS = {"fused": FUSED, "table_image": "table+image", "table_image_pre": "table+image_pre"}
-
-
-@dataclass(frozen=True)
-class TargetScaler:
-    """Per-property mean and scale of the training targets (NaN-aware); constant properties get scale 1."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, y: np.ndarray) -> TargetScaler:
-        scale = np.nanstd(y, axis=0)
-        return cls(np.nanmean(y, axis=0), np.where(scale > 0, scale, 1.0))
-
-    def transform(self, y: np.ndarray) -> np.ndarray:
-        return (y - self.mean) / self.scale
-
-    def inverse(self, z: np.ndarray) -> np.ndarray:
-        return z * self.scale + self.mean
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"columns": list(PROPERTY_COLUMNS), "mean": self.mean.tolist(), "scale": self.scale.tolist()}
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> TargetScaler:
-        if list(doc["columns"]) != list(PROPERTY_COLUMNS):
-            raise ValueError(f"target columns {doc['columns']} != {list(PROPERTY_COLUMNS)}")
-        return cls(np.asarray(doc["mean"], dtype=float), np.asarray(doc["scale"], dtype=float))
 
 
 @dataclass
