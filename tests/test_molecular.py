@@ -1,5 +1,5 @@
 """Molecular scale: the bead-spring calculator against analytic LJ results, the MD descriptors, and the multi-polymer
-virtual lab (docs/multiscale_molecular.md)."""
+virtual lab (docs/multiscale.md)."""
 
 from __future__ import annotations
 

@@ -190,7 +190,7 @@ def cohesion_scale(polymers: pd.Series) -> np.ndarray:
     solid are numbers times ε/σ³, and ε/σ³ ∝ the cohesive energy density the beads were fitted to (glassy polymers'
     moduli track it: Seitz, J. Appl. Polym. Sci. 49, 1331 (1993)). A parameter law rather than the MD's own ratios:
     those scatter by ~10 % between seeds (a 150-bead glass) and, the MD being chaotic, between machines; they agree
-    with this law within that scatter (docs/multiscale_molecular.md).
+    with this law within that scatter (docs/multiscale.md).
     """
     names = polymers.to_numpy(str)
     reference = POLYMERS[REFERENCE_POLYMER]

@@ -1,4 +1,4 @@
-"""Coarse-grained bead-spring parameter sets of the virtual lab's polymers (docs/multiscale_molecular.md).
+"""Coarse-grained bead-spring parameter sets of the virtual lab's polymers (docs/multiscale.md).
 
 One bead is one repeat unit. Its parameters follow from four handbook numbers of the polymer, so that the
 *relative* cohesion and stiffness of the polymers are right; the absolute numbers of such a coarse-grained model are
