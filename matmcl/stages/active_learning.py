@@ -4,6 +4,7 @@ reports/active_learning/learning_curves.png and reports/active_learning_stage.js
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from matmcl.stages.context import StageContext, StageResult, timed
@@ -27,6 +28,8 @@ def active_learning(ctx: StageContext) -> StageResult:
     from matmcl.atomic import write_json
     from matmcl.config import SynthConfig
 
+    from matmcl.tracking import resolve_tracking, tracking_run
+
     config = ctx.config("active_learning", ActiveLearningConfig)
     synth = ctx.config("synth", SynthConfig)
     reports = ctx.workspace.reports
@@ -36,6 +39,13 @@ def active_learning(ctx: StageContext) -> StageResult:
                                       reports / ACTIVE_LEARNING_PLOTS_DIR, ctx.progress)
         metrics.update(_headline(report))
     report["seconds"] = metrics["seconds"]
+    with tracking_run(resolve_tracking(ctx.params, ctx.workspace.root), "active_learning", ctx.run_id,
+                      {"profile": ctx.params["profile"]}) as run:
+        run.log_params({"active_learning": dataclasses.asdict(config), "synth": dataclasses.asdict(synth)})
+        run.log_metrics({k: report[k] for k in ("full_data_r2", "films_to_reach", "paired")})
+        for path in plots.values():
+            run.log_artifact(path)
+    report["mlflow_run_id"] = run.run_id
     write_json(report, reports / ACTIVE_LEARNING_REPORT)
     ctx.write_metrics("active_learning_stage", metrics)
     return StageResult(metrics, plots)

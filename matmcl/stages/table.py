@@ -234,7 +234,7 @@ STAGES: tuple[Stage, ...] = (
           "closed-loop active learning with the virtual lab against random and Latin-hypercube choice (benchmark, not "
           "in the main job)", "active_learning_benchmark", MODELS, frozenset({"python", "json", "png"}), (),
           (metrics("active_learning_stage"), report(a.ACTIVE_LEARNING_REPORT),
-           report(a.ACTIVE_LEARNING_PLOTS_DIR, PLOT)), ("active_learning", "synth"),
+           report(a.ACTIVE_LEARNING_PLOTS_DIR, PLOT)), ("active_learning", "synth", "tracking"),
           virtual_lab_only=True, benchmark=True),
 )
 
