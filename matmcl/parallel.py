@@ -11,8 +11,11 @@ process).
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import torch
@@ -22,6 +25,7 @@ from tqdm.auto import tqdm
 T = TypeVar("T")
 R = TypeVar("R")
 
+log = logging.getLogger(__name__)
 _JOB: tuple[Callable[..., Any], tuple] | None = None  # (function, shared arguments); set before the workers fork
 
 
@@ -39,20 +43,28 @@ def _call(item: Any) -> Any:
 def map_forked(function: Callable[..., R], items: Sequence[T], shared: tuple = (), workers: int = 1,
                desc: str = "", progress: bool = False) -> Iterator[R]:
     """`function(item, *shared)` for every item, yielded in item order; with `workers` > 1 on that many forked
-    processes (the results must be picklable)."""
+    processes (the results must be picklable). A worker process that dies (killed, or a fork-unsafe library) does
+    not hang the caller: the jobs not yet returned run in this process instead, with the same results (each job
+    seeds its own randomness)."""
     global _JOB
     _JOB = (function, shared)
     bar = tqdm(total=len(items), desc=desc, disable=not progress)
+    done = 0
     try:
-        if workers <= 1 or len(items) < 2:
-            for item in items:
-                yield _call(item)
-                bar.update()
-            return
-        with multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
-            for result in pool.imap(_call, items):
-                yield result
-                bar.update()
+        if workers > 1 and len(items) > 1:
+            try:
+                with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("fork")) \
+                        as pool:
+                    for result in pool.map(_call, items):
+                        yield result
+                        done += 1
+                        bar.update()
+            except BrokenProcessPool:
+                log.warning("%s: a worker process died; running the remaining %d of %d jobs in this process",
+                            desc or "parallel jobs", len(items) - done, len(items))
+        for item in items[done:]:
+            yield _call(item)
+            bar.update()
     finally:
         bar.close()
         _JOB = None
