@@ -30,7 +30,8 @@ def descriptors(ctx: StageContext) -> StageResult:
         ws, cfg = ctx.workspace, ctx.config("multiscale", MultiscaleConfig)
         frames = read_frames_table(ws.raw)
         network = frame_network_descriptors(frames, ws.raw, NetworkConfig(**cfg.network), cfg.workers, ctx.progress)
-        write_parquet(network, ws.processed / NETWORK_DESCRIPTORS_FILE)
+        # the per-frame wall time goes to the metrics only: the data file must be the same on every run
+        write_parquet(network.drop(columns="seconds"), ws.processed / NETWORK_DESCRIPTORS_FILE)
         start = time.perf_counter()
         films = film_polymers(ws.raw / CONDITIONS_CSV)
         names = sorted(films[POLYMER].unique())
