@@ -29,6 +29,7 @@ from skimage.morphology import skeletonize
 SPUR_PER_WIDTH = 1.0
 FRAGMENT_PER_WIDTH = 2.0
 MAX_PROFILES = 1000  # profile positions per frame (evenly spread over the segment pixels)
+MAX_DIRECTIONS = 100_000  # centre-line directions per frame (every segment pixel up to this many): orientation
 PROFILE_SAMPLES = 49  # samples across the fiber
 PROFILE_SPAN = 1.2  # half length of a profile in local mask widths (+ PROFILE_MARGIN_PX)
 PROFILE_MARGIN_PX = 2.0
@@ -42,8 +43,9 @@ _NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]])
 
 
 class FiberWidths(NamedTuple):
-    """Per segment: width (px) and weight; per valid profile: position (row, col), half-maximum level, width and the
-    fiber direction (radians, counter-clockwise from x, y up)."""
+    """Per segment: width (px) and weight; per valid profile: position (row, col), half-maximum level and width; per
+    segment pixel: the fiber direction (radians, counter-clockwise from x, y up) and the centre-line length it
+    stands for."""
 
     segment_width_px: np.ndarray
     segment_weight: np.ndarray
@@ -51,6 +53,7 @@ class FiberWidths(NamedTuple):
     levels: np.ndarray  # half-maximum level of each kept profile
     widths_px: np.ndarray
     angles_rad: np.ndarray
+    arc_px: np.ndarray
 
 
 def pruned_skeleton(mask: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -155,15 +158,18 @@ def _half_max_widths(profiles: np.ndarray, step: np.ndarray, core: np.ndarray, c
 def profile_widths(image: np.ndarray, mask: np.ndarray, radius: np.ndarray, width_px: float, contrast: float
                    ) -> FiberWidths:
     """Per-segment fiber widths (px) of `image` (linear grey levels) along the centre lines of `mask` (`radius`: its
-    distance transform; `width_px`: the rough fiber width)."""
+    distance transform; `width_px`: the rough fiber width), and the centre-line directions of the segments."""
     segments, n_segments = fiber_segments(pruned_skeleton(mask, radius), radius)
-    rows, cols = np.nonzero(segments)
-    empty = FiberWidths(np.empty(0), np.empty(0), np.empty((0, 2)), np.empty(0), np.empty(0), np.empty(0))
-    if rows.size == 0:
+    all_rows, all_cols = np.nonzero(segments)
+    empty = FiberWidths(np.empty(0), np.empty(0), np.empty((0, 2)), np.empty(0), np.empty(0), np.empty(0), np.empty(0))
+    if all_rows.size == 0:
         return empty
-    every = max(1, int(np.ceil(rows.size / MAX_PROFILES)))
-    rows, cols = rows[::every], cols[::every]
-    normal = _normals(segments, rows, cols, max(3.0, DIRECTION_WINDOW * width_px))
+    window = max(3.0, DIRECTION_WINDOW * width_px)
+    every = max(1, int(np.ceil(all_rows.size / MAX_DIRECTIONS)))
+    angles, arc = _directions(segments, all_rows[::every], all_cols[::every], window)
+    every = max(1, int(np.ceil(all_rows.size / MAX_PROFILES)))
+    rows, cols = all_rows[::every], all_cols[::every]
+    normal = _normals(segments, rows, cols, window)
     tangent = np.stack([-normal[:, 1], normal[:, 0]], axis=1)
     local_width = np.maximum(2.0 * radius[rows, cols], 1.0)
     half_span = PROFILE_SPAN * local_width + PROFILE_MARGIN_PX
@@ -184,8 +190,16 @@ def profile_widths(image: np.ndarray, mask: np.ndarray, radius: np.ndarray, widt
     length = np.bincount(segments.ravel())[label].astype(float)
     long_enough = length >= MIN_LENGTH_PER_WIDTH * medians
     points = np.stack([rows[good], cols[good]], axis=1).astype(float)
-    angles = np.arctan2(tangent[good, 0], tangent[good, 1])  # tangent (drow, dcol); y up flips the row sign
-    return FiberWidths(medians[long_enough], length[long_enough], points, levels[good], widths[good], -angles)
+    return FiberWidths(medians[long_enough], length[long_enough], points, levels[good], widths[good], angles, arc)
+
+
+def _directions(segments: np.ndarray, rows: np.ndarray, cols: np.ndarray, window_px: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Centre-line direction (radians, counter-clockwise from x, y up) at the given segment pixels and the length of
+    centre line each pixel stands for (an 8-connected line has one pixel per max(|cos θ|, |sin θ|) of length)."""
+    normal = _normals(segments, rows, cols, window_px)
+    tangent = np.stack([-normal[:, 1], normal[:, 0]], axis=1)  # (drow, dcol); y up flips the row sign
+    return -np.arctan2(tangent[:, 0], tangent[:, 1]), 1.0 / np.abs(tangent).max(axis=1)
 
 
 def _group_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:

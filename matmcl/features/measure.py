@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from matmcl.features.diameter import profile_widths
-from matmcl.features.orientation import orientation_order
+from matmcl.features.orientation import edge_mean_angle, orientation_order
 from matmcl.features.pores import open_area_fraction, pore_size_um
 from matmcl.features.segmentation import bin_image, clean_mask, fiber_mask, fiber_scale_px, smoothing_sigma_px
 from matmcl.sem.infobar import detect_info_bar
@@ -111,11 +111,13 @@ def measure_frame(image: np.ndarray, pixel_size_nm: float, info_bar: str | int |
     if median < MIN_FIBER_PX:
         quality.append(f"no resolvable fibers (structures about {median:.1f} px wide): nothing measured")
         return result
-    order, angle = orientation_order(widths.angles_rad)
+    order, angle = orientation_order(widths.angles_rad, widths.arc_px)
+    fibers = _edge_level_mask(area, widths.points, widths.levels, median)
+    if angle is not None:
+        angle = edge_mean_angle(fibers)
     result.update(orientation_order=order, mean_angle_deg=angle, n_fibers_measured=n_segments)
     if angle is None:
         quality.append(f"orientation order {order:.3f} too weak to define a mean angle")
-    fibers = _edge_level_mask(area, widths.points, widths.levels, median)
     pores = ~fibers
     area_um2 = area.size * (pixel_size_nm / 1000) ** 2
     result.update(
