@@ -93,7 +93,7 @@ def test_orientation_follows_von_mises(kappa, angle):
 
 
 def test_diagonal_centre_line_counts_its_full_length():
-    """An 8-connected skeleton has √2 fewer pixels per unit length on the diagonal: each pixel's arc weight restores
+    """An 8-connected skeleton has √2 fewer pixels per unit length on the diagonal: each pixel's arc length restores
     it, so a horizontal and a 45° fiber of the same length weigh the same (an unweighted count reads 1 : 0.71)."""
     rows, cols = np.indices((240, 240), dtype=float)
     horizontal = (np.abs(rows - 40) <= 2.5) & (cols >= 30) & (cols <= 200)

@@ -98,9 +98,12 @@ def fiber_segments(skeleton: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray
     return ndimage.label(keep, np.ones((3, 3), bool))
 
 
-def _normals(segments: np.ndarray, rows: np.ndarray, cols: np.ndarray, window_px: float) -> np.ndarray:
-    """Unit normals (drow, dcol) of the centre line at the given pixels: the minor axis of the pixels of the same
-    segment among the nearest 2·window_px skeleton pixels within window_px."""
+def _centre_line_axes(segments: np.ndarray, rows: np.ndarray, cols: np.ndarray, window_px: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals (drow, dcol) of the centre line at the given pixels — the minor axis of the pixels of the same
+    segment among the nearest 2·window_px skeleton pixels within window_px — and the length of centre line each
+    pixel stands for: the span of those pixels along the main axis over their count − 1 (1 px on a straight line
+    along an axis, √2 px on a clean diagonal, less where a rough line takes detours)."""
     seg_rows, seg_cols = np.nonzero(segments)
     count = min(int(2 * window_px) + 1, seg_rows.size)
     distance, index = cKDTree(np.c_[seg_rows, seg_cols]).query(np.c_[rows, cols], k=count,
@@ -108,13 +111,18 @@ def _normals(segments: np.ndarray, rows: np.ndarray, cols: np.ndarray, window_px
     found = np.isfinite(distance)
     index = np.where(found, index, 0)
     same = found & (segments[seg_rows[index], seg_cols[index]] == segments[rows, cols][:, None])
-    weight = same / np.maximum(same.sum(axis=1, keepdims=True), 1)
+    n_same = same.sum(axis=1)
+    weight = same / np.maximum(n_same, 1)[:, None]
     dy, dx = seg_rows[index] - rows[:, None], seg_cols[index] - cols[:, None]
     my, mx = (weight * dy).sum(1), (weight * dx).sum(1)
     cyy, cxx = (weight * dy * dy).sum(1) - my**2, (weight * dx * dx).sum(1) - mx**2
     cxy = (weight * dx * dy).sum(1) - mx * my
     along = 0.5 * np.arctan2(2 * cxy, cxx - cyy)  # angle of the main axis in (col, row) coordinates
-    return np.stack([np.cos(along), -np.sin(along)], axis=1)  # normal (drow, dcol) ⟂ (sin, cos)
+    projection = dx * np.cos(along)[:, None] + dy * np.sin(along)[:, None]
+    span = np.where(same, projection, -np.inf).max(axis=1) - np.where(same, projection, np.inf).min(axis=1)
+    straight = 1.0 / np.maximum(np.abs(np.cos(along)), np.abs(np.sin(along)))  # a clean 8-connected line
+    arc = np.where(n_same > 1, span / np.maximum(n_same - 1, 1), straight)
+    return np.stack([np.cos(along), -np.sin(along)], axis=1), arc  # normal (drow, dcol) ⟂ (sin, cos)
 
 
 def _half_max_widths(profiles: np.ndarray, step: np.ndarray, core: np.ndarray, contrast: float
@@ -169,7 +177,7 @@ def profile_widths(image: np.ndarray, mask: np.ndarray, radius: np.ndarray, widt
     angles, arc = _directions(segments, all_rows[::every], all_cols[::every], window)
     every = max(1, int(np.ceil(all_rows.size / MAX_PROFILES)))
     rows, cols = all_rows[::every], all_cols[::every]
-    normal = _normals(segments, rows, cols, window)
+    normal, _ = _centre_line_axes(segments, rows, cols, window)
     tangent = np.stack([-normal[:, 1], normal[:, 0]], axis=1)
     local_width = np.maximum(2.0 * radius[rows, cols], 1.0)
     half_span = PROFILE_SPAN * local_width + PROFILE_MARGIN_PX
@@ -196,10 +204,10 @@ def profile_widths(image: np.ndarray, mask: np.ndarray, radius: np.ndarray, widt
 def _directions(segments: np.ndarray, rows: np.ndarray, cols: np.ndarray, window_px: float
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Centre-line direction (radians, counter-clockwise from x, y up) at the given segment pixels and the length of
-    centre line each pixel stands for (an 8-connected line has one pixel per max(|cos θ|, |sin θ|) of length)."""
-    normal = _normals(segments, rows, cols, window_px)
+    centre line each pixel stands for."""
+    normal, arc = _centre_line_axes(segments, rows, cols, window_px)
     tangent = np.stack([-normal[:, 1], normal[:, 0]], axis=1)  # (drow, dcol); y up flips the row sign
-    return -np.arctan2(tangent[:, 0], tangent[:, 1]), 1.0 / np.abs(tangent).max(axis=1)
+    return -np.arctan2(tangent[:, 0], tangent[:, 1]), arc
 
 
 def _group_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
