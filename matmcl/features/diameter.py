@@ -172,13 +172,13 @@ def profile_widths(image: np.ndarray, mask: np.ndarray, radius: np.ndarray, widt
     empty = FiberWidths(np.empty(0), np.empty(0), np.empty((0, 2)), np.empty(0), np.empty(0), np.empty(0), np.empty(0))
     if all_rows.size == 0:
         return empty
-    window = max(3.0, DIRECTION_WINDOW * width_px)
     every = max(1, int(np.ceil(all_rows.size / MAX_DIRECTIONS)))
-    angles, arc = _directions(segments, all_rows[::every], all_cols[::every], window)
-    every = max(1, int(np.ceil(all_rows.size / MAX_PROFILES)))
-    rows, cols = all_rows[::every], all_cols[::every]
-    normal, _ = _centre_line_axes(segments, rows, cols, window)
-    tangent = np.stack([-normal[:, 1], normal[:, 0]], axis=1)
+    all_rows, all_cols = all_rows[::every], all_cols[::every]
+    all_normals, arc = _centre_line_axes(segments, all_rows, all_cols, max(3.0, DIRECTION_WINDOW * width_px))
+    all_tangents = np.stack([-all_normals[:, 1], all_normals[:, 0]], axis=1)  # (drow, dcol)
+    angles = -np.arctan2(all_tangents[:, 0], all_tangents[:, 1])  # y up flips the row sign
+    every = max(1, int(np.ceil(all_rows.size / MAX_PROFILES)))  # the profiles: a subset of the direction points
+    rows, cols, normal, tangent = (a[::every] for a in (all_rows, all_cols, all_normals, all_tangents))
     local_width = np.maximum(2.0 * radius[rows, cols], 1.0)
     half_span = PROFILE_SPAN * local_width + PROFILE_MARGIN_PX
     step = 2 * half_span / (PROFILE_SAMPLES - 1)
@@ -199,15 +199,6 @@ def profile_widths(image: np.ndarray, mask: np.ndarray, radius: np.ndarray, widt
     long_enough = length >= MIN_LENGTH_PER_WIDTH * medians
     points = np.stack([rows[good], cols[good]], axis=1).astype(float)
     return FiberWidths(medians[long_enough], length[long_enough], points, levels[good], widths[good], angles, arc)
-
-
-def _directions(segments: np.ndarray, rows: np.ndarray, cols: np.ndarray, window_px: float
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Centre-line direction (radians, counter-clockwise from x, y up) at the given segment pixels and the length of
-    centre line each pixel stands for."""
-    normal, arc = _centre_line_axes(segments, rows, cols, window_px)
-    tangent = np.stack([-normal[:, 1], normal[:, 0]], axis=1)  # (drow, dcol); y up flips the row sign
-    return -np.arctan2(tangent[:, 0], tangent[:, 1]), arc
 
 
 def _group_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
