@@ -126,7 +126,7 @@ def _render_layer(points: FiberPoints, mask: np.ndarray, shape: tuple[int, int],
     seeds = np.full(shape, -1, dtype=np.int64)
     idx = np.flatnonzero(mask)
     seeds[np.rint(points.y[idx]).astype(int), np.rint(points.x[idx]).astype(int)] = idx
-    _, (iy, ix) = ndimage.distance_transform_edt(seeds < 0, return_indices=True)
+    iy, ix = ndimage.distance_transform_edt(seeds < 0, return_distances=False, return_indices=True)
     nearest = seeds[iy, ix]
     yy, xx = np.indices(shape)
     # Perpendicular distance to the nearest sample's tangent line: exact to sub-pixel for smooth fibers.
