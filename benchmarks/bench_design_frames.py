@@ -19,10 +19,8 @@ import time
 from pathlib import Path
 
 from matmcl.atomic import write_json
-from matmcl.config import FeaturesConfig, SynthConfig, Workspace, WorkspaceConfig, load_params, section
-from matmcl.design.lab import LabProtocol
-from matmcl.design.pipeline import TrainingFilms, load_designer, verify_structure
-from matmcl.training.data import ProcessedData
+from matmcl.config import Workspace, WorkspaceConfig, load_params, section
+from matmcl.design.pipeline import TrainingFilms, lab_protocol, load_designer, verify_structure
 
 METHODS = ("method", "lookup", "random_search", "oracle")
 
@@ -33,13 +31,10 @@ def run(workspace: Workspace, params: dict, frame_counts: list[int], n_targets: 
     proxy, config, scaler = load_designer(workspace.models, workspace.processed)
     if n_targets:
         config = dataclasses.replace(config, n_targets=n_targets)
-    synth = section(params, "synth", SynthConfig)
-    films = TrainingFilms.load(workspace.processed, ProcessedData.load(workspace.processed).scaler).subset(
-        ("train", "val"))
-    protocol = LabProtocol(config.frame_width_px or synth.frame_width_px,
-                           config.frame_height_px or synth.frame_height_px, synth.info_bar_px, synth.pixel_size_nm,
-                           1, config.film_effects, config.seed,
-                           workers or section(params, "features", FeaturesConfig).workers)
+    films = TrainingFilms.load(workspace.processed, scaler).subset(("train", "val"))
+    protocol = lab_protocol(params, config)
+    if workers:
+        protocol = dataclasses.replace(protocol, workers=workers)
     report: dict = {"n_targets": config.n_targets, "tolerance": config.tolerance,
                     "frame_px": [protocol.width_px, protocol.height_px], "film_effects": config.film_effects,
                     "by_frames": {}}

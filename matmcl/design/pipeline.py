@@ -282,12 +282,20 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def lab_protocol(params: dict[str, Any], config: DesignConfig) -> LabProtocol:
+    """How the design stage makes and measures films: `config`'s frame size (0: the virtual lab's), the lab's info bar
+    and pixel size, `frames_per_design` frames per film, on `features.workers` processes."""
+    synth = section(params, "synth", SynthConfig)
+    return LabProtocol(config.frame_width_px or synth.frame_width_px, config.frame_height_px or synth.frame_height_px,
+                       synth.info_bar_px, synth.pixel_size_nm, config.frames_per_design, config.film_effects,
+                       config.seed, section(params, "features", FeaturesConfig).workers)
+
+
 def run_design(workspace: Workspace, params: dict[str, Any], run_id: str | None = None, progress: bool = True
                ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Everything the design stage does; returns reports/design.json's content and the plots."""
     config = section(params, "design", DesignConfig)
     synth = section(params, "synth", SynthConfig)
-    workers = section(params, "features", FeaturesConfig).workers
     processed, models = workspace.processed, workspace.models
     sources = expected_sources(models, processed)
     scaler = ProcessedData.load(processed).scaler
@@ -313,10 +321,7 @@ def run_design(workspace: Workspace, params: dict[str, Any], run_id: str | None 
                                             "test": proxy_quality(proxy, films.subset(("test",)))}}
         lap("proxy")
         plots_dir = workspace.reports / DESIGN_PLOTS_DIR
-        width = config.frame_width_px or synth.frame_width_px
-        height = config.frame_height_px or synth.frame_height_px
-        protocol = LabProtocol(width, height, synth.info_bar_px, synth.pixel_size_nm, config.frames_per_design,
-                               config.film_effects, config.seed, workers)
+        protocol = lab_protocol(params, config)
         plots: dict[str, Path] = {}
         if workspace.uses_virtual_lab:
             report["paper_example"], plots["trajectory"] = paper_example(
@@ -330,7 +335,8 @@ def run_design(workspace: Workspace, params: dict[str, Any], run_id: str | None 
             lap("structure")
             report["property"] = verify_property(models, processed, scaler, config, synth, progress)
             lap("property")
-            report["verification"] = {"frame_px": [width, height], "info_bar_px": synth.info_bar_px,
+            report["verification"] = {"frame_px": [protocol.width_px, protocol.height_px],
+                                      "info_bar_px": synth.info_bar_px,
                                       "pixel_size_nm": synth.pixel_size_nm, "frames_per_design": protocol.frames,
                                       "paper_example_frames": synth.n_frames, "film_effects": config.film_effects,
                                       "tolerance": config.tolerance,
