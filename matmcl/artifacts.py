@@ -25,6 +25,7 @@ PROPERTIES_FILE = "properties.parquet"
 COMPOSITE_PROPERTIES_FILE = "composite_properties.parquet"
 FRAME_FEATURES_FILE = "frame_features.parquet"
 FEATURES_FILE = "features.parquet"
+FIBER_NETWORKS_FILE = "fiber_networks.parquet"  # per SEM frame: the fiber network graph (features stage)
 TABLE_FILE = "table.parquet"
 SPLITS_FILE = "splits.parquet"
 SCALER_FILE = "scaler.json"

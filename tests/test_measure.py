@@ -15,7 +15,7 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-from matmcl.features.diameter import profile_widths
+from matmcl.features.diameter import profile_widths, pruned_skeleton
 from matmcl.features.measure import MEASURE_KEYS, measure_frame, tiff_pixel_size_nm
 from matmcl.features.synthetic import INFO_BAR_STYLES, Look, MatSpec, render
 from matmcl.measure_cli import add_measure_arguments, cmd_measure
@@ -100,7 +100,8 @@ def test_diagonal_centre_line_counts_its_full_length():
     t = ((rows - 80) + (cols - 30)) / 2  # along the diagonal from (80, 30), in units of 1/√2 px
     diagonal = (np.abs((rows - 80) - (cols - 30)) / np.sqrt(2) <= 2.5) & (t >= 0) & (t <= 170 / np.sqrt(2))
     mask = horizontal | diagonal
-    widths = profile_widths(mask * 200.0, mask, ndimage.distance_transform_edt(mask), 5.0, 200.0)
+    radius = ndimage.distance_transform_edt(mask)
+    widths = profile_widths(mask * 200.0, pruned_skeleton(mask, radius), radius, 5.0, 200.0)
     on_diagonal = np.abs(np.abs(widths.angles_rad) - np.pi / 4) < 0.2
     on_axis = np.abs(widths.angles_rad) < 0.2
     assert (on_diagonal | on_axis).mean() > 0.95  # the rest: the skeleton's forks at the band's square ends

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from matmcl.features.measure import measure_and_segment, measure_frame
 from matmcl.features.synthetic import Look, MatSpec, render
-from matmcl.multiscale.descriptors import DESCRIPTOR_KEYS, NetworkConfig, film_descriptors, network_descriptors
+from matmcl.multiscale.descriptors import (DESCRIPTOR_KEYS, NetworkConfig, film_descriptors, graph_descriptors,
+                                          network_descriptors)
 from matmcl.multiscale.mechanics import energy_gini, load_bearing_fraction, reference_thickness_um, solve_uniaxial
-from matmcl.multiscale.network import network_from_frame, network_from_segments, skeleton_network
+from matmcl.multiscale.network import (bonded_network, network_from_frame, network_from_record, network_from_segments,
+                                      network_record, segmentation_network, skeleton_network)
 
 STRAIN = 1e-3
 
@@ -147,6 +151,21 @@ def test_frames_of_the_independent_generator_give_the_anisotropy_trend():
     assert 0 < aligned["load_bearing_fraction_L"] <= 1 and 0 < aligned["energy_concentration_L"] < 1
     again = network_descriptors(synthetic_frame(1, kappa=4.0), 20.0, "none")
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in aligned.items() if k != "seconds"}
+
+
+def test_stored_graph_gives_the_descriptors_of_the_frame(tmp_path):
+    """The features stage stores each frame's unmerged graph (one parquet row, list cells) from the segmentation it
+    measured on; the descriptors computed from the stored row equal those of the frame itself, exactly."""
+    image = synthetic_frame(4, kappa=2.0)
+    measured, segmentation = measure_and_segment(image, 20.0, "none")
+    assert measured == measure_frame(image, 20.0, "none")
+    pd.DataFrame([network_record(segmentation_network(segmentation))]).to_parquet(tmp_path / "networks.parquet")
+    stored = network_from_record(pd.read_parquet(tmp_path / "networks.parquet").iloc[0].to_dict())
+    direct = network_from_frame(image, 20.0, "none")
+    for name in ("xy_um", "edges", "length_um", "diameter_um"):
+        np.testing.assert_array_equal(getattr(bonded_network(stored), name), getattr(direct, name))
+    drop = lambda d: {k: v for k, v in d.items() if k != "seconds"}  # noqa: E731
+    assert drop(graph_descriptors(stored)) == drop(network_descriptors(image, 20.0, "none"))
 
 
 def test_bad_input_raises_clear_errors():

@@ -194,10 +194,22 @@ def property_data(workspace: Path) -> PropertyData:
 @pytest.mark.parametrize("variant", PROPERTY.variants)
 def test_every_variant_predicts_the_test_rows_reproducibly(property_data: PropertyData, variant: str):
     first = fit_predict(variant, property_data, PROPERTY, seed=0)
+    property_data.frozen_fits.clear()  # fit again, not the cached frozen-input head
     again = fit_predict(variant, property_data, PROPERTY, seed=0)
     assert first.prediction.shape == (2 * SPLIT_COUNTS["test"], len(PROPERTY_COLUMNS))
     assert np.isfinite(first.prediction).all()
     np.testing.assert_array_equal(first.prediction, again.prediction)
+
+
+def test_fusion_reuses_the_fused_design_fit_for_the_frozen_variant(property_data: PropertyData):
+    property_data.frozen_fits.clear()
+    fit_predict("matmcl_fusion", property_data, PROPERTY, seed=0)
+    assert len(property_data.frozen_fits) == len(PROPERTY.fusion_designs)
+    reused = fit_predict("matmcl_fusion_frozen", property_data, PROPERTY, seed=0)
+    assert len(property_data.frozen_fits) == len(PROPERTY.fusion_designs)  # the "fused" design's head, not a new one
+    property_data.frozen_fits.clear()
+    np.testing.assert_array_equal(reused.prediction,
+                                  fit_predict("matmcl_fusion_frozen", property_data, PROPERTY, seed=0).prediction)
 
 
 def test_frozen_variant_leaves_the_pretrained_encoder_untouched(property_data: PropertyData):

@@ -163,11 +163,12 @@ def _half_max_widths(profiles: np.ndarray, step: np.ndarray, core: np.ndarray, c
     return widths, levels
 
 
-def profile_widths(image: np.ndarray, mask: np.ndarray, radius: np.ndarray, width_px: float, contrast: float
+def profile_widths(image: np.ndarray, skeleton: np.ndarray, radius: np.ndarray, width_px: float, contrast: float
                    ) -> FiberWidths:
-    """Per-segment fiber widths (px) of `image` (linear grey levels) along the centre lines of `mask` (`radius`: its
-    distance transform; `width_px`: the rough fiber width), and the centre-line directions of the segments."""
-    segments, n_segments = fiber_segments(pruned_skeleton(mask, radius), radius)
+    """Per-segment fiber widths (px) of `image` (linear grey levels) along the centre lines of a fiber mask
+    (`skeleton`: its `pruned_skeleton`; `radius`: its distance transform; `width_px`: the rough fiber width), and the
+    centre-line directions of the segments."""
+    segments, n_segments = fiber_segments(skeleton, radius)
     all_rows, all_cols = np.nonzero(segments)
     empty = FiberWidths(np.empty(0), np.empty(0), np.empty((0, 2)), np.empty(0), np.empty(0), np.empty(0), np.empty(0))
     if all_rows.size == 0:

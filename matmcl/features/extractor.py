@@ -1,9 +1,11 @@
 """The pipeline's structural features: `measure_frame` on every raw SEM frame, averaged per film.
 
-`extract_frame_features` measures each frame of a frames table (docs/data-format.md) on a process pool,
-`film_features` aggregates frames per film and `feature_errors` compares film features with the virtual lab's
-per-frame ground truth. Measurement happens on the raw frames (info bar removed), not on the model's
-histogram-matched patches: the patch size and the matching must not change what is measured.
+`extract_frame_features` measures each frame of a frames table (docs/data-format.md) on a process pool;
+`extract_frame_structure` also builds each frame's fiber network from the same segmentation (one
+`network_record` row per frame, for the descriptors stage). `film_features` aggregates frames per film and
+`feature_errors` compares film features with the virtual lab's per-frame ground truth. Measurement happens on the raw
+frames (info bar removed), not on the model's histogram-matched patches: the patch size and the matching must not
+change what is measured.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from matmcl.features.measure import MEASURE_KEYS, measure_frame
+from matmcl.features.measure import MEASURE_KEYS, measure_and_segment
 from matmcl.features.orientation import MIN_ORDER_FOR_ANGLE
+from matmcl.multiscale.network import NETWORK_RECORD_KEYS, network_record, segmentation_network
 from matmcl.rawdata import load_sem_image
 from matmcl.schema import FEATURE_COLUMNS, FILM_ID
 
@@ -33,30 +36,51 @@ def info_bar_cell(value: object) -> int | str:
     return "auto" if value is None or pd.isna(value) else int(value)
 
 
-def _measure_task(task: tuple[str, int, str, float, object]) -> dict:
-    """Measure one frame (runs in a worker); the quality warnings are joined into one string."""
-    film_id, frame, path, pixel_size_nm, info_bar = task
-    result = measure_frame(load_sem_image(path), pixel_size_nm, info_bar_cell(info_bar))
-    return {FILM_ID: film_id, "frame": frame, **result, "quality": "; ".join(result["quality"])}
+def _measure_task(task: tuple[str, int, str, float, object, bool]) -> tuple[dict, dict | None]:
+    """Measure one frame (runs in a worker): its features row (quality warnings joined into one string) and, when
+    asked, its fiber network row (`error` says why a frame has none)."""
+    film_id, frame, path, pixel_size_nm, info_bar, with_network = task
+    result, segmentation = measure_and_segment(load_sem_image(path), pixel_size_nm, info_bar_cell(info_bar))
+    row = {FILM_ID: film_id, "frame": frame, **result, "quality": "; ".join(result["quality"])}
+    if not with_network:
+        return row, None
+    network = {FILM_ID: film_id, "frame": frame, **dict.fromkeys(NETWORK_RECORD_KEYS), "error": ""}
+    try:
+        if segmentation is None:
+            raise ValueError("the image is flat: no fibers to build a network from")
+        network.update(network_record(segmentation_network(segmentation)))
+    except ValueError as error:
+        network["error"] = str(error)
+    return row, network
+
+
+def extract_frame_structure(frames: pd.DataFrame, raw_dir: str | Path, workers: int = 2, progress: bool = True,
+                            networks: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """One row of FRAME_COLUMNS per frame of `frames` (film_id, frame, path relative to raw_dir, pixel_size_nm,
+    info_bar_px), in table order whatever the number of workers; with `networks`, also one row per frame of
+    film_id, frame, NETWORK_RECORD_KEYS (the unmerged fiber network) and error."""
+    missing = [c for c in (*FRAME_KEYS, "path", "pixel_size_nm", "info_bar_px") if c not in frames.columns]
+    if missing:
+        raise ValueError(f"frames table lacks columns {missing}")
+    tasks = [(str(r.film_id), int(r.frame), str(Path(raw_dir) / r.path), float(r.pixel_size_nm), r.info_bar_px,
+              networks) for r in frames.itertuples(index=False)]
+    chunksize = max(1, math.ceil(len(tasks) / (max(1, workers) * CHUNKS_PER_WORKER)))
+    rows, network_rows = [], []
+    with tqdm(total=len(tasks), desc="structure features", unit="frame", disable=not progress) as bar:
+        with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+            for row, network in (pool.map(_measure_task, tasks, chunksize=chunksize) if pool
+                                 else map(_measure_task, tasks)):
+                rows.append(row)
+                network_rows.append(network)
+                bar.update()
+    features = pd.DataFrame(rows, columns=list(FRAME_COLUMNS)).astype({c: float for c in FEATURE_COLUMNS})
+    return features, pd.DataFrame(network_rows) if networks else None
 
 
 def extract_frame_features(frames: pd.DataFrame, raw_dir: str | Path, workers: int = 2, progress: bool = True
                            ) -> pd.DataFrame:
-    """One row of FRAME_COLUMNS per frame of `frames` (film_id, frame, path relative to raw_dir, pixel_size_nm,
-    info_bar_px), in table order whatever the number of workers."""
-    missing = [c for c in (*FRAME_KEYS, "path", "pixel_size_nm", "info_bar_px") if c not in frames.columns]
-    if missing:
-        raise ValueError(f"frames table lacks columns {missing}")
-    tasks = [(str(r.film_id), int(r.frame), str(Path(raw_dir) / r.path), float(r.pixel_size_nm), r.info_bar_px)
-             for r in frames.itertuples(index=False)]
-    chunksize = max(1, math.ceil(len(tasks) / (max(1, workers) * CHUNKS_PER_WORKER)))
-    rows = []
-    with tqdm(total=len(tasks), desc="structure features", unit="frame", disable=not progress) as bar:
-        with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
-            for row in (pool.map(_measure_task, tasks, chunksize=chunksize) if pool else map(_measure_task, tasks)):
-                rows.append(row)
-                bar.update()
-    return pd.DataFrame(rows, columns=list(FRAME_COLUMNS)).astype({c: float for c in FEATURE_COLUMNS})
+    """One row of FRAME_COLUMNS per frame of `frames` (see `extract_frame_structure`), no networks."""
+    return extract_frame_structure(frames, raw_dir, workers, progress, networks=False)[0]
 
 
 def film_features(frame_features: pd.DataFrame) -> pd.DataFrame:

@@ -4,19 +4,21 @@ Everything is measured on the usable area of the raw frame (info bar removed, no
 by the frame's own fiber width: the model's patch size plays no part. Steps: info bar → fiber scale (wide fibers:
 the frame is binned) → fiber mask → per-segment edge-to-edge widths from intensity profiles (half maximum, raised
 for bright rims), whose directions give the orientation → the mask's edges moved to the edge level of the nearest
-profile → pores, porosity and beads from that mask.
+profile → pores, porosity and beads from that mask. `segment_fibers` (fiber scale, binning, mask, pruned skeleton)
+is the shared first half: the pipeline's features stage also builds each frame's fiber network from it
+(matmcl.multiscale.network), so a frame is segmented once.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import ndimage
 
-from matmcl.features.diameter import profile_widths
+from matmcl.features.diameter import profile_widths, pruned_skeleton
 from matmcl.features.orientation import edge_mean_angle, orientation_order
 from matmcl.features.pores import open_area_fraction, pore_size_um
 from matmcl.features.segmentation import bin_image, clean_mask, fiber_mask, fiber_scale_px, smoothing_sigma_px
@@ -50,6 +52,44 @@ def resolve_info_bar(image: np.ndarray, info_bar: str | int | None) -> int:
     return rows
 
 
+def usable_area(image: np.ndarray, pixel_size_nm: float, info_bar: str | int | None) -> tuple[np.ndarray, int]:
+    """The frame above its info bar as float, and the bar's row count; ValueError on a non-2-D or empty image or a
+    pixel size that is not a positive number."""
+    image = np.asarray(image)
+    if image.ndim != 2 or image.size == 0:
+        raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {image.shape}")
+    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise ValueError(f"pixel size must be a positive number of nm, got {pixel_size_nm!r}")
+    bar = resolve_info_bar(image, info_bar)
+    return image[: image.shape[0] - bar].astype(float), bar
+
+
+class FiberSegmentation(NamedTuple):
+    """The fibers of a frame's usable area: `image` (binned k × k where fibers are wide) with its `pixel_size_nm`,
+    the rough fiber width `width_px`, the distance transform `radius` of the fiber mask and the mask's `skeleton`
+    without spurs and fragments (all in the pixels of `image`)."""
+
+    image: np.ndarray
+    pixel_size_nm: float
+    width_px: float
+    radius: np.ndarray
+    skeleton: np.ndarray
+
+
+def segment_fibers(area: np.ndarray, pixel_size_nm: float) -> FiberSegmentation:
+    """Fiber scale → binning of wide fibers → fiber mask → distance transform → pruned skeleton of a usable area;
+    ValueError when the area is flat (no fiber scale)."""
+    rough = fiber_scale_px(area)
+    if not np.isfinite(rough) or np.ptp(area) == 0:
+        raise ValueError("the image is flat: no fibers to measure")
+    factor = int(rough // BIN_ROUGH_PX)
+    if factor > 1:  # wide fibers: measure on a binned image (the measurement is scale-free, the cost ∝ pixels)
+        area, pixel_size_nm, rough = bin_image(area, factor), pixel_size_nm * factor, rough / factor
+    mask = fiber_mask(area, rough)
+    radius = ndimage.distance_transform_edt(mask)
+    return FiberSegmentation(area, pixel_size_nm, rough, radius, pruned_skeleton(mask, radius))
+
+
 def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
     """Weighted mean, median and standard deviation."""
     mean = float(np.sum(values * weights) / weights.sum())
@@ -81,36 +121,45 @@ def _bead_count(radius: np.ndarray, width_px: float) -> int:
 
 def measure_frame(image: np.ndarray, pixel_size_nm: float, info_bar: str | int | None = "auto") -> dict[str, Any]:
     """Structural features of one grayscale SEM frame (keys MEASURE_KEYS; None where undefined)."""
-    image = np.asarray(image)
-    if image.ndim != 2:
-        raise ValueError(f"expected a 2-D grayscale image, got shape {image.shape}")
-    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        raise ValueError(f"pixel size must be a positive number of nm, got {pixel_size_nm!r}")
-    bar = resolve_info_bar(image, info_bar)
-    area = image[: image.shape[0] - bar].astype(float)
+    return measure_and_segment(image, pixel_size_nm, info_bar)[0]
+
+
+def measure_and_segment(image: np.ndarray, pixel_size_nm: float, info_bar: str | int | None = "auto"
+                        ) -> tuple[dict[str, Any], FiberSegmentation | None]:
+    """`measure_frame`'s result and the segmentation it measured on (None when the frame is flat). A frame of too
+    little contrast is segmented but not measured."""
+    area, bar = usable_area(image, pixel_size_nm, info_bar)
     result: dict[str, Any] = dict.fromkeys(MEASURE_KEYS)
     result.update(info_bar_rows=bar, n_fibers_measured=0, quality=[], orientation_order=0.0)
     quality: list[str] = result["quality"]
+    try:
+        segmentation = segment_fibers(area, pixel_size_nm)
+    except ValueError:
+        segmentation = None
     low, high = np.percentile(area[::PERCENTILE_SUBSAMPLE, ::PERCENTILE_SUBSAMPLE], CONTRAST_PERCENTILES)
     scale = 255.0 / np.abs(area).max() if area.max() > 0 else 1.0
     if (high - low) * scale < MIN_CONTRAST_LEVELS:
         quality.append("low contrast: no fibers measured")
-        return result
-    rough = fiber_scale_px(area)
-    factor = int(rough // BIN_ROUGH_PX) if np.isfinite(rough) else 1
-    if factor > 1:  # wide fibers: measure on a binned image (the measurement is scale-free, the cost ∝ pixels)
-        area, pixel_size_nm, rough = bin_image(area, factor), pixel_size_nm * factor, rough / factor
-    mask = fiber_mask(area, rough)
-    radius = ndimage.distance_transform_edt(mask)
-    widths = profile_widths(area, mask, radius, rough, high - low)
+    elif segmentation is None:
+        quality.append("flat image: no fiber scale, nothing measured")
+    else:
+        _measure_segmented(segmentation, high - low, result)
+    return result, segmentation
+
+
+def _measure_segmented(segmentation: FiberSegmentation, contrast: float, result: dict[str, Any]) -> None:
+    """Fill `result` (measure_frame's keys) from a segmented frame of the given grey-level contrast."""
+    area, pixel_size_nm, rough, radius, skeleton = segmentation
+    quality: list[str] = result["quality"]
+    widths = profile_widths(area, skeleton, radius, rough, contrast)
     n_segments = int(widths.segment_width_px.size)
     if n_segments == 0:
         quality.append("no fiber segment measured")
-        return result
+        return
     mean, median, sd = _weighted_stats(widths.segment_width_px, widths.segment_weight)
     if median < MIN_FIBER_PX:
         quality.append(f"no resolvable fibers (structures about {median:.1f} px wide): nothing measured")
-        return result
+        return
     order, angle = orientation_order(widths.angles_rad, widths.arc_px)
     fibers = _edge_level_mask(area, widths.points, widths.levels, median)
     if angle is not None:
@@ -131,7 +180,6 @@ def measure_frame(image: np.ndarray, pixel_size_nm: float, info_bar: str | int |
         quality.append(f"fibers about {median:.0f} px wide: too few per frame, image a larger field")
     if n_segments < MIN_SEGMENTS:
         quality.append(f"only {n_segments} fiber segments measured")
-    return result
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Continuum descriptors of the fiber network seen in one SEM frame, and their film means (docs/multiscale.md).
 
-Per frame: the network (`network_from_frame`), two uniaxial solves (`solve_uniaxial`, x = drum / longitudinal = L,
+Per frame: the network (`network_from_frame`, or `graph_descriptors` on the graph the features stage stored), two
+uniaxial solves (`solve_uniaxial`, x = drum / longitudinal = L,
 y = transverse = T) and from them the effective stiffnesses relative to the fiber modulus, their ratio, the mean
 coordination number, the load-bearing fraction and the strain-energy concentration (Gini) in each direction.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matmcl.multiscale.mechanics import MODELS, energy_gini, load_bearing_fraction, solve_uniaxial
-from matmcl.multiscale.network import FiberNetwork, network_from_frame
+from matmcl.multiscale.network import FiberNetwork, bonded_network, network_from_frame
 
 DESCRIPTOR_KEYS: tuple[str, ...] = (
     "stiffness_L_rel", "stiffness_T_rel", "anisotropy_ratio", "coordination_number", "coverage",
@@ -70,7 +71,17 @@ def network_descriptors(image: np.ndarray, pixel_size_nm: float, info_bar: str |
     """Descriptors (DESCRIPTOR_KEYS) of one grayscale SEM frame whose x axis is the drum direction."""
     start = time.perf_counter()
     network = network_from_frame(image, pixel_size_nm, info_bar, config.merge_per_diameter)
-    result = describe_network(network, config)
+    return _with_seconds(describe_network(network, config), start)
+
+
+def graph_descriptors(network: FiberNetwork, config: NetworkConfig = NetworkConfig()) -> dict[str, float]:
+    """Descriptors (DESCRIPTOR_KEYS) of a frame's unmerged graph (`segmentation_network`, as the features stage
+    stores it); ValueError when no edge is left after merging."""
+    start = time.perf_counter()
+    return _with_seconds(describe_network(bonded_network(network, config.merge_per_diameter), config), start)
+
+
+def _with_seconds(result: dict[str, float], start: float) -> dict[str, float]:
     result["seconds"] = time.perf_counter() - start
     return {key: result[key] for key in DESCRIPTOR_KEYS}
 

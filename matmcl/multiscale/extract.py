@@ -1,8 +1,10 @@
-"""The descriptors stage's work: network descriptors of every raw SEM frame, molecular descriptors of every film.
+"""The descriptors stage's work: network descriptors of every frame's fiber network, molecular descriptors of every
+film.
 
-Frames are measured on forked worker processes (matmcl.parallel.map_forked; a frame costs ~0.1 s, so two workers
-halve the stage); a frame whose network cannot be built (no fibers, an empty image) gets NaN descriptors and the
-reason in `error` instead of failing the stage, and the film means skip it.
+The features stage segments each raw frame once and stores its unmerged fiber network (processed/fiber_networks
+.parquet, matmcl.multiscale.network.network_record); here each network is merged and solved on forked worker
+processes (matmcl.parallel.map_forked). A frame without a network (no fibers, an empty image, no edge left after
+merging) gets NaN descriptors and the reason in `error` instead of failing the stage, and the film means skip it.
 """
 
 from __future__ import annotations
@@ -12,34 +14,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from matmcl.features.extractor import info_bar_cell
 from matmcl.lab.polymers import REFERENCE_POLYMER
-from matmcl.multiscale.descriptors import DESCRIPTOR_KEYS, NetworkConfig, network_descriptors
+from matmcl.multiscale.descriptors import DESCRIPTOR_KEYS, NetworkConfig, graph_descriptors
+from matmcl.multiscale.network import network_from_record
 from matmcl.parallel import map_forked
-from matmcl.rawdata import load_sem_image
 from matmcl.schema import FILM_ID
 
 POLYMER = "polymer"
 NETWORK_COLUMNS: tuple[str, ...] = (FILM_ID, "frame", *DESCRIPTOR_KEYS, "error")
 
 
-def _describe_frame(task: tuple[str, int, str, float, object], config: NetworkConfig) -> dict:
-    film_id, frame, path, pixel_size_nm, info_bar = task
-    row: dict = {FILM_ID: film_id, "frame": frame, "error": ""}
+def _describe_frame(record: dict, config: NetworkConfig) -> dict:
+    row: dict = {FILM_ID: record[FILM_ID], "frame": record["frame"], "error": record["error"]}
     try:
-        row.update(network_descriptors(load_sem_image(path), pixel_size_nm, info_bar_cell(info_bar), config))
+        if row["error"]:
+            raise ValueError(row["error"])
+        row.update(graph_descriptors(network_from_record(record), config))
     except ValueError as error:
         row.update({key: np.nan for key in DESCRIPTOR_KEYS}, error=str(error))
     return row
 
 
-def frame_network_descriptors(frames: pd.DataFrame, raw_dir: str | Path, config: NetworkConfig = NetworkConfig(),
-                              workers: int = 2, progress: bool = True) -> pd.DataFrame:
-    """One row of NETWORK_COLUMNS per frame of a frames table (film_id, frame, path relative to raw_dir,
-    pixel_size_nm, info_bar_px), in table order whatever the number of workers."""
-    tasks = [(str(r.film_id), int(r.frame), str(Path(raw_dir) / r.path), float(r.pixel_size_nm), r.info_bar_px)
-             for r in frames.itertuples(index=False)]
-    rows = list(map_forked(_describe_frame, tasks, (config,), workers, "network descriptors", progress))
+def frame_network_descriptors(networks: pd.DataFrame, config: NetworkConfig = NetworkConfig(), workers: int = 2,
+                              progress: bool = True) -> pd.DataFrame:
+    """One row of NETWORK_COLUMNS per row of a fiber-networks table (film_id, frame, the keys of
+    matmcl.multiscale.network.network_record, error), in table order whatever the number of workers."""
+    records = networks.to_dict("records")
+    rows = list(map_forked(_describe_frame, records, (config,), workers, "network descriptors", progress))
     return pd.DataFrame(rows, columns=list(NETWORK_COLUMNS)).astype({k: float for k in DESCRIPTOR_KEYS})
 
 

@@ -1,7 +1,10 @@
 """The fiber network of one SEM frame as a graph: nodes (µm) joined by fiber segments with a length and a diameter.
 
-`network_from_frame` reuses the structural measurement (matmcl.features): info bar → rough fiber width (wide
-fibers: the frame is binned) → `fiber_mask` → distance transform → `pruned_skeleton`. The skeleton becomes a graph
+`network_from_frame` reuses the structural measurement's segmentation (matmcl.features.measure.segment_fibers: info
+bar → rough fiber width (wide fibers: the frame is binned) → `fiber_mask` → distance transform → `pruned_skeleton`);
+the pipeline's features stage builds the graph from the segmentation it measures on and stores it
+(`network_record`, processed/fiber_networks.parquet), so the descriptors stage does not segment the frames again.
+The skeleton becomes a graph
 with scipy.ndimage labelling (skan is not installed): skeleton pixels with ≥ 3 skeleton neighbours are junction
 pixels and each 8-connected cluster of them is one node (at its centroid); pixels with one neighbour are fiber ends
 and nodes too. The skeleton without the junction pixels splits into branches; a branch joins the two nodes it
@@ -20,15 +23,14 @@ as in the virtual lab), y = up the image; the box is the measured image area.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
-from matmcl.features.diameter import pruned_skeleton
-from matmcl.features.measure import BIN_ROUGH_PX, resolve_info_bar
-from matmcl.features.segmentation import bin_image, fiber_mask, fiber_scale_px
+from matmcl.features.measure import FiberSegmentation, segment_fibers, usable_area
 
 _NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]])
 _EIGHT = np.ones((3, 3), bool)
@@ -178,24 +180,40 @@ def skeleton_network(skeleton: np.ndarray, radius: np.ndarray, pixel_size_um: fl
                         (width * pixel_size_um, height * pixel_size_um))
 
 
-def network_from_frame(image: np.ndarray, pixel_size_nm: float, info_bar: str | int | None = "auto",
-                       merge_per_diameter: float = 1.0) -> FiberNetwork:
-    """Fiber network of one grayscale SEM frame (x: image columns = drum direction); ValueError without fibers."""
-    image = np.asarray(image)
-    if image.ndim != 2 or image.size == 0:
-        raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {image.shape}")
-    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        raise ValueError(f"pixel size must be a positive number of nm, got {pixel_size_nm!r}")
-    area = image[: image.shape[0] - resolve_info_bar(image, info_bar)].astype(float)
-    rough = fiber_scale_px(area)
-    if not np.isfinite(rough) or np.ptp(area) == 0:
-        raise ValueError("the image is flat: no fibers to build a network from")
-    factor = max(1, int(rough // BIN_ROUGH_PX))
-    area, pixel_size_nm, rough = bin_image(area, factor), pixel_size_nm * factor, rough / factor
-    mask = fiber_mask(area, rough)
-    radius = ndimage.distance_transform_edt(mask)
-    network = skeleton_network(pruned_skeleton(mask, radius), radius, pixel_size_nm / 1000.0)
+def segmentation_network(segmentation: FiberSegmentation) -> FiberNetwork:
+    """Graph of a segmented frame's pruned skeleton, before merging (x: image columns = drum direction)."""
+    return skeleton_network(segmentation.skeleton, segmentation.radius, segmentation.pixel_size_nm / 1000.0)
+
+
+def bonded_network(network: FiberNetwork, merge_per_diameter: float = 1.0) -> FiberNetwork:
+    """`network` with nodes closer than `merge_per_diameter` fiber diameters merged; ValueError without edges."""
     network = network.merged(merge_per_diameter)
     if len(network.edges) == 0:
         raise ValueError("no fiber segments found in the image")
     return network
+
+
+def network_from_frame(image: np.ndarray, pixel_size_nm: float, info_bar: str | int | None = "auto",
+                       merge_per_diameter: float = 1.0) -> FiberNetwork:
+    """Fiber network of one grayscale SEM frame (x: image columns = drum direction); ValueError without fibers."""
+    area, _ = usable_area(image, pixel_size_nm, info_bar)
+    return bonded_network(segmentation_network(segment_fibers(area, pixel_size_nm)), merge_per_diameter)
+
+
+NETWORK_RECORD_KEYS: tuple[str, ...] = ("x_um", "y_um", "edge_a", "edge_b", "length_um", "diameter_um", "box_x_um",
+                                        "box_y_um")
+
+
+def network_record(network: FiberNetwork) -> dict[str, np.ndarray | float]:
+    """A network as one table row (NETWORK_RECORD_KEYS; arrays become list cells of a parquet file)."""
+    return {"x_um": network.xy_um[:, 0], "y_um": network.xy_um[:, 1], "edge_a": network.edges[:, 0],
+            "edge_b": network.edges[:, 1], "length_um": network.length_um, "diameter_um": network.diameter_um,
+            "box_x_um": float(network.box_um[0]), "box_y_um": float(network.box_um[1])}
+
+
+def network_from_record(record: Mapping[str, object]) -> FiberNetwork:
+    """The network of a `network_record` row (read back from parquet)."""
+    xy = np.c_[np.asarray(record["x_um"], float), np.asarray(record["y_um"], float)].reshape(-1, 2)
+    edges = np.c_[np.asarray(record["edge_a"], np.int64), np.asarray(record["edge_b"], np.int64)].reshape(-1, 2)
+    return FiberNetwork(xy, edges, np.asarray(record["length_um"], float), np.asarray(record["diameter_um"], float),
+                        (float(record["box_x_um"]), float(record["box_y_um"])))

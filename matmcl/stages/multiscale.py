@@ -8,28 +8,29 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from matmcl.artifacts import CONDITIONS_CSV, MOLECULAR_DESCRIPTORS_FILE, NETWORK_DESCRIPTORS_FILE
+from matmcl.artifacts import CONDITIONS_CSV, FIBER_NETWORKS_FILE, MOLECULAR_DESCRIPTORS_FILE, NETWORK_DESCRIPTORS_FILE
 from matmcl.atomic import write_parquet
 from matmcl.stages.context import StageContext, StageResult, timed
 
 
 def descriptors(ctx: StageContext) -> StageResult:
-    """Network descriptors of every raw SEM frame (processed/network_descriptors.parquet) and molecular descriptors
+    """Network descriptors of every SEM frame's fiber network (from processed/fiber_networks.parquet, written by
+    the features stage; processed/network_descriptors.parquet) and molecular descriptors
     of every film's polymer (processed/molecular_descriptors.parquet); counts and timing in
     reports/descriptors.json."""
     from matmcl.multiscale.config import MultiscaleConfig
     from matmcl.multiscale.descriptors import NetworkConfig
     from matmcl.multiscale.extract import POLYMER, film_polymers, frame_network_descriptors
     from matmcl.multiscale.molecular import MOLECULAR_KEYS, MolecularConfig, film_molecular_descriptors
-    from matmcl.rawdata import read_frames_table
     from matmcl.schema import FILM_ID
 
     metrics: dict[str, Any] = {}
     with timed(metrics):
         ws, cfg = ctx.workspace, ctx.config("multiscale", MultiscaleConfig)
-        frames = read_frames_table(ws.raw)
-        network = frame_network_descriptors(frames, ws.raw, NetworkConfig(**cfg.network), cfg.workers, ctx.progress)
+        networks = pd.read_parquet(ws.processed / FIBER_NETWORKS_FILE)
+        network = frame_network_descriptors(networks, NetworkConfig(**cfg.network), cfg.workers, ctx.progress)
         # the per-frame wall time goes to the metrics only: the data file must be the same on every run
         write_parquet(network.drop(columns="seconds"), ws.processed / NETWORK_DESCRIPTORS_FILE)
         start = time.perf_counter()

@@ -125,6 +125,8 @@ class PropertyData:
         self._bank: PatchBank | None = None
         self._inputs: dict[tuple[str, str], RowInputs] = {}
         self._joint_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.frozen_fits: dict[tuple, FitResult] = {}  # _fit_frozen results: matmcl_fusion's "fused" design is
+        # the matmcl_fusion_frozen variant (same inputs, config and seed), fitted once per data
 
     @classmethod
     def load(cls, processed_dir: str | Path, sgpt_dir: str | Path, config: PropertyConfig) -> PropertyData:
@@ -249,6 +251,12 @@ def _fit_frozen(modality: str) -> Callable[[PropertyData, PropertyConfig, int, s
     """A head on frozen SGPT inputs of `modality` (TABLE, FUSED or a joint "a+b", see PropertyData.inputs)."""
 
     def fit(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
+        key = (modality, repr(config), seed, split)
+        if key not in data.frozen_fits:
+            data.frozen_fits[key] = fit_once(data, config, seed, split)
+        return data.frozen_fits[key]
+
+    def fit_once(data: PropertyData, config: PropertyConfig, seed: int, split: str) -> FitResult:
         torch.manual_seed(seed)
         in_dim = data.inputs("train", modality).values.shape[1]
         head = PropertyHead(head_config(in_dim, config))
