@@ -124,7 +124,9 @@ def check_replaceable(out_dir: Path) -> None:
 
 
 def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "default", progress: bool = True) -> dict:
-    """Write a full virtual-lab raw dataset to `out_dir` (replaced atomically) and return its manifest.
+    """Write a full virtual-lab raw dataset to `out_dir` (replaced atomically) and return its manifest with the
+    wall times added under "seconds" (the manifest file leaves them and the worker count out: the same settings
+    write the same bytes, so the data version DVC and the lineage record does not change from run to run).
 
     An existing `out_dir` is replaced only if the virtual lab wrote it; anything else raises ValueError.
     """
@@ -183,7 +185,7 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
             "generator": f"{GENERATOR} {__version__}",
             "files": written_files(root),
             "profile": profile,
-            "config": asdict(cfg),
+            "config": {k: v for k, v in asdict(cfg).items() if k != "workers"},  # workers do not change the data
             "counts": {
                 "films": len(films),
                 "frames": len(frames),
@@ -191,8 +193,8 @@ def generate_dataset(out_dir: str | Path, cfg: SynthConfig, profile: str = "defa
                 "composites": len(composites),
                 "composite_curves": len(composite_curves),
             },
-            "seconds": {"frames": round(t_frames, 2), "total": round(time.perf_counter() - start, 2)},
         }
         (root / LAB_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest["seconds"] = {"frames": round(t_frames, 2), "total": round(time.perf_counter() - start, 2)}
     log.info("virtual lab: %s films, %s frames in %.1f s", len(films), len(frames), manifest["seconds"]["total"])
     return manifest
