@@ -17,7 +17,7 @@ from matmcl.generation.diffusion import (
     train_denoiser,
     training_scheduler,
 )
-from matmcl.generation.evaluate import distance_block, mosaic, pearson
+from matmcl.generation.evaluate import distance_block, mosaic, pearson, pearson_ci95
 from matmcl.generation.fid import frechet_distance, kernel_distance
 from matmcl.generation.generator import StructureGenerator
 from matmcl.generation.prior import DiffusionPrior, PriorConfig
@@ -90,6 +90,10 @@ def test_mosaic_and_pearson():
     np.testing.assert_array_equal(tiled[:2, 2:], crops[1])
     assert pearson([1, 2, 3, np.nan], [2, 4, 6, 1]) == pytest.approx(1.0)
     assert pearson([1, 2], [1, 2]) is None
+    x, y = np.arange(12.0), np.arange(12.0) + 3 * np.r_[1, -1].repeat(6)
+    r, half_width = pearson(x, y), 1.959964 / np.sqrt(12 - 3)  # Fisher z by hand
+    assert pearson_ci95(x, y) == pytest.approx(np.tanh(np.arctanh(r) + np.array([-half_width, half_width])))
+    assert pearson_ci95([1, 2, 3], [1, 3, 2]) is None  # 3 pairs: r exists, Fisher's interval does not
 
 
 def _train(model, draw, prediction_type, steps=3, seed=0, lr_schedule="constant", warmup_steps=0):

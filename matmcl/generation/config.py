@@ -53,8 +53,8 @@ class GenerationConfig:
     sample_steps: int = 15
     guidance: float = 2.0
     # evaluation
-    eval_seen_films: int = 12
-    eval_unseen_films: int = 12
+    eval_seen_films: int = 17
+    eval_unseen_films: int = 17
     images_per_film: int = 10
     mosaic_columns: int = 5
     grid_films: int = 6

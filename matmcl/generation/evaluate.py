@@ -67,13 +67,35 @@ def _json_safe(values: Mapping[str, float]) -> dict[str, float | None]:
     return {k: None if np.isnan(v) else v for k, v in values.items()}
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Pearson r over the pairs where both are finite (None with fewer than MIN_FILMS_FOR_R or no spread)."""
+def _pearson_result(x: Sequence[float], y: Sequence[float]):
+    """scipy's Pearson result over the pairs where both are finite (None with fewer than MIN_FILMS_FOR_R or no
+    spread)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < MIN_FILMS_FOR_R or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return None
-    return float(stats.pearsonr(x[ok], y[ok]).statistic)
+    return stats.pearsonr(x[ok], y[ok])
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson r over the pairs where both are finite (None with fewer than MIN_FILMS_FOR_R or no spread)."""
+    result = _pearson_result(x, y)
+    return None if result is None else float(result.statistic)
+
+
+def pearson_ci95(x: Sequence[float], y: Sequence[float]) -> list[float] | None:
+    """95 % confidence interval of `pearson` (Fisher z, scipy; None where r is undefined or fewer than 4 pairs)."""
+    result = _pearson_result(x, y)
+    if result is None or np.sum(np.isfinite(x) & np.isfinite(y)) < 4:
+        return None
+    interval = result.confidence_interval(0.95)
+    return [float(interval.low), float(interval.high)]
+
+
+def _against_real_a(measured: Mapping[str, Mapping[str, Mapping[str, float]]], films: Sequence[str], image_set: str,
+                    key: str) -> tuple[list[float], list[float]]:
+    """Feature `key` of `image_set` and of the real half A, per film (the pairs of a feature correlation)."""
+    return [measured[f][image_set][key] for f in films], [measured[f]["real A"][key] for f in films]
 
 
 def distance_block(generated: list[np.ndarray], real_a: list[np.ndarray], real_b: list[np.ndarray]
@@ -168,17 +190,18 @@ def evaluate_generation(ws: Workspace, params: dict[str, Any], progress: bool = 
                     "real B": measure_crops(real[f][len(real[f]) // 2:], pixel_size[f], config.mosaic_columns)}
                 for f in all_films}
     plots_dir = ws.reports / GENERATION_PLOTS_DIR
-    report: dict[str, Any] = {"fid": {}, "kid": {}, "feature_pearson": {}, "feature_pearson_real_floor": {},
+    report: dict[str, Any] = {"fid": {}, "kid": {}, "feature_pearson": {}, "feature_pearson_ci95": {},
+                              "feature_pearson_real_floor": {},
                               "films": films, "images_per_film": n, "image_px": config.image_px,
                               "features": "SGPT vision encoder output before the projector (image_pre)"}
     plots: dict[str, Path] = {}
     for which, group in films.items():
-        report["feature_pearson"][which] = {
-            k: pearson([measured[f]["generated"][k] for f in group], [measured[f]["real A"][k] for f in group])
-            for k in FEATURES}
-        report["feature_pearson_real_floor"][which] = {
-            k: pearson([measured[f]["real B"][k] for f in group], [measured[f]["real A"][k] for f in group])
-            for k in FEATURES}
+        report["feature_pearson"][which] = {k: pearson(*_against_real_a(measured, group, "generated", k))
+                                            for k in FEATURES}
+        report["feature_pearson_ci95"][which] = {k: pearson_ci95(*_against_real_a(measured, group, "generated", k))
+                                                 for k in FEATURES}
+        report["feature_pearson_real_floor"][which] = {k: pearson(*_against_real_a(measured, group, "real B", k))
+                                                       for k in FEATURES}
         if len(group) < MIN_FILMS_FOR_FID:
             report["fid"][which] = report["kid"][which] = {"skipped": f"{len(group)} {which} film(s): no off-diagonal"}
             continue
