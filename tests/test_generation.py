@@ -21,6 +21,7 @@ from matmcl.generation.evaluate import distance_block, mosaic, pearson, pearson_
 from matmcl.generation.fid import frechet_distance, kernel_distance
 from matmcl.generation.generator import StructureGenerator
 from matmcl.generation.prior import DiffusionPrior, PriorConfig
+from matmcl.generation.train import without_timings
 from matmcl.models.sgpt import SGPTConfig, build_sgpt
 from matmcl.schema import CONDITION_COLUMNS
 from matmcl.training.data import ConditionScaler
@@ -235,6 +236,11 @@ def test_generate_cli_rejects_bad_arguments_before_loading_models(tmp_path):
             cmd_generate(args)
     args = parser.parse_args(["--voltage-kv", "16", "-n", "2", "--out", str(tmp_path / "grid.png")])
     assert args.voltage_kv == 16.0 and args.n_images == 2 and args.guidance is None
+
+
+def test_model_folder_training_record_has_no_wall_times():
+    metrics = {"decoder": {"steps": 3, "seconds_per_step": 0.1}, "decoder_train_seconds": 0.3, "n_films": 2}
+    assert without_timings(metrics) == {"decoder": {"steps": 3}, "n_films": 2}
 
 
 def test_choose_films_draws_seen_and_unseen_and_needs_an_unseen_film():

@@ -27,14 +27,14 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from matmcl.artifacts import DESIGN_REPORT, GENERATOR_DIR, GENERATION_PLOTS_DIR, GENERATION_REPORT, SPLITS_FILE
+from matmcl.artifacts import DESIGN_REPORT, GENERATION_PLOTS_DIR, GENERATION_REPORT, SPLITS_FILE, stage_report
 from matmcl.atomic import write_json
 from matmcl.config import Workspace, section
 from matmcl.features.measure import measure_frame
 from matmcl.generation.config import GenerationConfig
 from matmcl.generation.data import GeneratorData, encoder_features, longitudinal, random_crops
 from matmcl.generation.fid import frechet_distance, kernel_distance
-from matmcl.generation.generator import TRAINING_FILE, StructureGenerator
+from matmcl.generation.generator import StructureGenerator
 from matmcl.generation.plots import plot_fid_heatmap, plot_strips
 from matmcl.schema import CONDITION_COLUMNS, FILM_ID, PATCHES_FILE, SPLIT
 from matmcl.training.data import PatchBank, ProcessedData
@@ -214,8 +214,9 @@ def evaluate_generation(ws: Workspace, params: dict[str, Any], progress: bool = 
             plots_dir / f"fid_{which}.png")
     report["prior"] = _prior_metrics(gen, data, films[UNSEEN], structures[len(films[SEEN]):], config)
     report["seconds_per_image"] = seconds_per_image
-    training = json.loads((ws.models / GENERATOR_DIR / TRAINING_FILE).read_text())
-    report["decoder_train_seconds"] = training["decoder_train_seconds"]
+    generator_metrics = ws.reports / stage_report("generator")  # wall times stay out of the model folder
+    report["decoder_train_seconds"] = (json.loads(generator_metrics.read_text()).get("decoder_train_seconds")
+                                       if generator_metrics.is_file() else None)
     report["measured"] = {f: {which: _json_safe(values) for which, values in sets.items()}
                           for f, sets in measured.items()}
 

@@ -90,6 +90,14 @@ def _scaled(batch: tuple[torch.Tensor, torch.Tensor], scale: float) -> tuple[tor
     return image * scale, cond
 
 
+def without_timings(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Training metrics without wall times (keys naming seconds), for the model folder: the same training writes the
+    same bytes, so the folder's fingerprint and DVC hash do not change between runs. The times go to
+    reports/generator.json."""
+    return {key: without_timings(value) if isinstance(value, dict) else value
+            for key, value in metrics.items() if "seconds" not in key}
+
+
 def train_generator(workspace: Workspace, params: dict[str, Any], run_id: str | None = None,
                     progress: bool = True) -> dict[str, Any]:
     """Train prior and decoder from models/sgpt on the training films; write models/generator (with lineage); log
@@ -110,7 +118,7 @@ def train_generator(workspace: Workspace, params: dict[str, Any], run_id: str | 
         folder = workspace.models / GENERATOR_DIR
         with atomic_dir(folder) as tmp:
             generator.save(tmp)
-            write_json(metrics, tmp / TRAINING_FILE)
+            write_json(without_timings(metrics), tmp / TRAINING_FILE)
             lineage = write_lineage(tmp, lineage)
         metrics.update(embed_seconds=embed_seconds, data_version=data_version(workspace.processed),
                        fingerprint=lineage.fingerprint, mlflow_run_id=run.run_id)

@@ -209,7 +209,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("fid", "matmcl.stages.generation:evaluate_generation",
           "FID/KID of generated vs real patches (seen and unseen conditions), features measured on generated images",
           "fid_evaluation", MODELS, frozenset({"python", "json", "png"}),
-          (SGPT, Artifact("models", a.GENERATOR_DIR), *MODEL_DATA,
+          (SGPT, Artifact("models", a.GENERATOR_DIR), metrics("generator"), *MODEL_DATA,
            processed(a.FEATURES_FILE), report(a.DESIGN_REPORT)),
           (metrics("fid"), report(a.GENERATION_REPORT), report(a.GENERATION_PLOTS_DIR, PLOT)), ("generation",)),
     Stage("descriptors", "matmcl.stages.multiscale:descriptors",
