@@ -45,9 +45,10 @@ def _measure_task(task: tuple[str, int, str, float, object, bool]) -> tuple[dict
     if not with_network:
         return row, None
     network = {FILM_ID: film_id, "frame": frame, **dict.fromkeys(NETWORK_RECORD_KEYS), "error": ""}
+    if segmentation is None:
+        network["error"] = "the image is flat: no fibers to build a network from"
+        return row, network
     try:
-        if segmentation is None:
-            raise ValueError("the image is flat: no fibers to build a network from")
         network.update(network_record(segmentation_network(segmentation)))
     except ValueError as error:
         network["error"] = str(error)

@@ -1,9 +1,9 @@
 """Continuum descriptors of the fiber network seen in one SEM frame, and their film means (docs/multiscale.md).
 
 Per frame: the network (`network_from_frame`, or `graph_descriptors` on the graph the features stage stored), two
-uniaxial solves (`solve_uniaxial`, x = drum / longitudinal = L,
-y = transverse = T) and from them the effective stiffnesses relative to the fiber modulus, their ratio, the mean
-coordination number, the load-bearing fraction and the strain-energy concentration (Gini) in each direction.
+uniaxial solves (`solve_uniaxial`, x = drum / longitudinal = L, y = transverse = T) and from them the effective
+stiffnesses relative to the fiber modulus, their ratio, the mean coordination number, the load-bearing fraction and
+the strain-energy concentration (Gini) in each direction.
 """
 
 from __future__ import annotations

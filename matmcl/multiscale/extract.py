@@ -26,13 +26,12 @@ NETWORK_COLUMNS: tuple[str, ...] = (FILM_ID, "frame", *DESCRIPTOR_KEYS, "error")
 
 def _describe_frame(record: dict, config: NetworkConfig) -> dict:
     row: dict = {FILM_ID: record[FILM_ID], "frame": record["frame"], "error": record["error"]}
-    try:
-        if row["error"]:
-            raise ValueError(row["error"])
-        row.update(graph_descriptors(network_from_record(record), config))
-    except ValueError as error:
-        row.update({key: np.nan for key in DESCRIPTOR_KEYS}, error=str(error))
-    return row
+    if not row["error"]:
+        try:
+            return {**row, **graph_descriptors(network_from_record(record), config)}
+        except ValueError as error:
+            row["error"] = str(error)
+    return {**row, **{key: np.nan for key in DESCRIPTOR_KEYS}}
 
 
 def frame_network_descriptors(networks: pd.DataFrame, config: NetworkConfig = NetworkConfig(), workers: int = 2,
